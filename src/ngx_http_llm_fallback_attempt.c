@@ -1,0 +1,337 @@
+
+/*
+ * Copyright (C) The ngx_http_llm_fallback_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_llm_fallback_module.h"
+
+
+static ngx_int_t ngx_http_llm_fallback_set_headers(ngx_http_request_t *r,
+    ngx_http_request_t *sr, ngx_http_llm_fallback_provider_t *p,
+    off_t length);
+static ngx_int_t ngx_http_llm_fallback_push_header(ngx_http_request_t *sr,
+    ngx_str_t *name, ngx_str_t *value, ngx_table_elt_t **hp);
+
+
+static ngx_str_t  ngx_http_llm_fallback_post = ngx_string("POST");
+static ngx_str_t  ngx_http_llm_fallback_content_type =
+    ngx_string("Content-Type");
+static ngx_str_t  ngx_http_llm_fallback_accept = ngx_string("Accept");
+static ngx_str_t  ngx_http_llm_fallback_json = ngx_string("application/json");
+
+
+ngx_int_t
+ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p)
+{
+    ngx_buf_t                        *b;
+    ngx_str_t                         body;
+    ngx_msec_t                        timeout;
+    ngx_chain_t                      *cl;
+    ngx_http_request_t               *sr;
+    ngx_http_request_body_t          *rb;
+    ngx_http_core_main_conf_t        *cmcf;
+    ngx_http_post_subrequest_t       *ps;
+    ngx_http_llm_fallback_sr_ctx_t   *sc;
+
+    if (p->format->create_request(ctx, p, &body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    sc = ngx_pcalloc(r->pool, sizeof(ngx_http_llm_fallback_sr_ctx_t));
+    if (sc == NULL) {
+        return NGX_ERROR;
+    }
+
+    sc->ctx = ctx;
+    sc->provider = p;
+    sc->retry_after = -1;
+
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    if (ps == NULL) {
+        return NGX_ERROR;
+    }
+
+    ps->handler = ngx_http_llm_fallback_post_subrequest;
+    ps->data = sc;
+
+    /* a fresh body for every attempt: sending moves the buffer's pos */
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->start = body.data;
+    b->pos = body.data;
+    b->last = body.data + body.len;
+    b->end = b->last;
+    b->memory = 1;
+    b->last_buf = 1;
+
+    cl = ngx_alloc_chain_link(r->pool);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    rb = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
+    if (rb == NULL) {
+        return NGX_ERROR;
+    }
+
+    rb->bufs = cl;
+    rb->buf = b;
+
+    if (ngx_http_subrequest(r, &p->uri, NULL, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_WAITED)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    sc->sr = sr;
+
+    ngx_http_set_ctx(sr, sc, ngx_http_llm_fallback_module);
+
+    sr->method = NGX_HTTP_POST;
+    sr->method_name = ngx_http_llm_fallback_post;
+    sr->request_body = rb;
+
+    /* the subrequest gets its own variable values, not the client's */
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_core_module);
+
+    sr->variables = ngx_pcalloc(r->pool, cmcf->variables.nelts
+                                         * sizeof(ngx_http_variable_value_t));
+    if (sr->variables == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llm_fallback_set_headers(r, sr, p, body.len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    timeout = (p->timeout != NGX_CONF_UNSET_MSEC) ? p->timeout
+                                                  : ctx->conf->attempt_timeout;
+
+    if (ctx->deadline) {
+        timeout = ngx_min(timeout,
+                          ctx->deadline - ngx_min(ctx->deadline,
+                                                  ngx_current_msec));
+    }
+
+    ngx_add_timer(&ctx->timer, timeout);
+
+    ctx->current = sc;
+    ctx->waiting = 1;
+    ctx->tries++;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llm fallback: attempt %ui to \"%V\" via \"%V\"",
+                   ctx->tries, &p->name, &p->uri);
+
+    return NGX_OK;
+}
+
+
+/*
+ * the subrequest sees only what the provider needs: the client's
+ * headers (its Authorization, cookies) are never forwarded
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_set_headers(ngx_http_request_t *r,
+    ngx_http_request_t *sr, ngx_http_llm_fallback_provider_t *p, off_t length)
+{
+    u_char           *d;
+    ngx_str_t         key, value, server;
+    ngx_table_elt_t  *host;
+
+    host = r->headers_in.host;
+    server = r->headers_in.server;
+
+    ngx_memzero(&sr->headers_in, sizeof(ngx_http_headers_in_t));
+
+    if (ngx_list_init(&sr->headers_in.headers, r->pool, 4,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    sr->headers_in.host = host;
+    sr->headers_in.server = server;
+    sr->headers_in.content_length_n = length;
+    sr->headers_in.keep_alive_n = -1;
+
+    if (ngx_http_llm_fallback_push_header(sr,
+                                          &ngx_http_llm_fallback_content_type,
+                                          &ngx_http_llm_fallback_json,
+                                          &sr->headers_in.content_type)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llm_fallback_push_header(sr, &ngx_http_llm_fallback_accept,
+                                          &ngx_http_llm_fallback_json, NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (p->key) {
+        if (ngx_http_complex_value(r, p->key, &key) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (key.len == 0) {
+            return NGX_OK;
+        }
+
+        value.len = p->key_prefix.len + key.len;
+        value.data = ngx_pnalloc(r->pool, value.len);
+        if (value.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        d = ngx_cpymem(value.data, p->key_prefix.data, p->key_prefix.len);
+        ngx_memcpy(d, key.data, key.len);
+
+    } else if (p->static_value.len) {
+        value = p->static_value;
+
+    } else {
+        return NGX_OK;
+    }
+
+    return ngx_http_llm_fallback_push_header(sr, &p->key_header, &value,
+                                             NULL);
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_push_header(ngx_http_request_t *sr, ngx_str_t *name,
+    ngx_str_t *value, ngx_table_elt_t **hp)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&sr->headers_in.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key = *name;
+    h->value = *value;
+    h->lowcase_key = name->data;
+
+    if (hp) {
+        *hp = h;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_llm_fallback_post_subrequest(ngx_http_request_t *sr, void *data,
+    ngx_int_t rc)
+{
+    ngx_http_llm_fallback_sr_ctx_t  *sc = data;
+
+    if (sc->done) {
+        return rc;
+    }
+
+    sc->done = 1;
+    sc->rc = rc;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "llm fallback: attempt to \"%V\" done, rc:%i status:%ui",
+                   &sc->provider->name, rc, sc->status);
+
+    if (rc == NGX_HTTP_CLIENT_CLOSED_REQUEST || sr->connection->error) {
+        return rc;
+    }
+
+    /*
+     * a failed attempt must not end the client's request: its status
+     * is recorded, and the subrequest ends quietly so that the parent
+     * can try the next provider
+     */
+
+    if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return NGX_OK;
+    }
+
+    return rc;
+}
+
+
+void
+ngx_http_llm_fallback_timer_handler(ngx_event_t *ev)
+{
+    ngx_connection_t             *c;
+    ngx_http_request_t           *r;
+    ngx_http_llm_fallback_ctx_t  *ctx;
+
+    ctx = (ngx_http_llm_fallback_ctx_t *)
+              ((u_char *) ev - offsetof(ngx_http_llm_fallback_ctx_t, timer));
+
+    r = ctx->request;
+    c = r->connection;
+
+    if (ctx->sleeping) {
+        ctx->sleeping = 0;
+
+        ngx_http_llm_fallback_next(r, ctx);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    if (ctx->current == NULL || ctx->current->done) {
+        return;
+    }
+
+    ctx->current->timed_out = 1;
+
+    if (ctx->deadline && ngx_current_msec >= ctx->deadline) {
+        ctx->deadline_hit = 1;
+    }
+
+    ngx_http_llm_fallback_cancel_attempt(ctx);
+}
+
+
+/*
+ * nginx cannot cancel a running subrequest; the attempt's own upstream
+ * code ends it as a real timeout would, closing the provider connection
+ */
+
+void
+ngx_http_llm_fallback_cancel_attempt(ngx_http_llm_fallback_ctx_t *ctx)
+{
+    ngx_event_t          *ev;
+    ngx_http_upstream_t  *u;
+
+    u = ctx->current->sr->upstream;
+
+    if (u && u->peer.connection) {
+        ev = u->peer.connection->read;
+        ev->timedout = 1;
+        ngx_post_event(ev, &ngx_posted_events);
+        return;
+    }
+
+    /* not connected yet, or not an upstream: look again shortly */
+
+    ngx_add_timer(&ctx->timer, 50);
+}

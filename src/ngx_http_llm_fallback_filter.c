@@ -1,0 +1,250 @@
+
+/*
+ * Copyright (C) The ngx_http_llm_fallback_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_llm_fallback_module.h"
+
+
+/*
+ * The capture filter: the header and body of an attempt subrequest are
+ * kept in the attempt's own buffer and never reach the client, whatever
+ * their size (no subrequest_output_buffer_size limit).
+ */
+
+
+#define NGX_HTTP_LLM_FALLBACK_CAPTURE_MIN  4096
+
+
+static ngx_http_llm_fallback_sr_ctx_t *ngx_http_llm_fallback_capture_ctx(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_llm_fallback_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llm_fallback_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static void ngx_http_llm_fallback_append(ngx_http_request_t *r,
+    ngx_http_llm_fallback_sr_ctx_t *sc, u_char *data, size_t size);
+static time_t ngx_http_llm_fallback_retry_after(ngx_http_request_t *r);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+ngx_int_t
+ngx_http_llm_fallback_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_llm_fallback_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_llm_fallback_body_filter;
+
+    return NGX_OK;
+}
+
+
+static ngx_http_llm_fallback_sr_ctx_t *
+ngx_http_llm_fallback_capture_ctx(ngx_http_request_t *r)
+{
+    ngx_http_llm_fallback_sr_ctx_t  *sc;
+
+    if (r == r->main) {
+        return NULL;
+    }
+
+    sc = ngx_http_get_module_ctx(r, ngx_http_llm_fallback_module);
+
+    if (sc == NULL
+        && r->post_subrequest
+        && r->post_subrequest->handler
+           == ngx_http_llm_fallback_post_subrequest)
+    {
+        /* an internal redirect in the provider location zeroes r->ctx */
+
+        sc = r->post_subrequest->data;
+        ngx_http_set_ctx(r, sc, ngx_http_llm_fallback_module);
+    }
+
+    return sc;
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_header_filter(ngx_http_request_t *r)
+{
+    off_t                            len;
+    size_t                           size;
+    ngx_http_llm_fallback_sr_ctx_t  *sc;
+
+    sc = ngx_http_llm_fallback_capture_ctx(r);
+
+    if (sc == NULL) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    sc->header_seen = 1;
+    sc->status = r->headers_out.status;
+
+    if (sc->status == NGX_HTTP_TOO_MANY_REQUESTS
+        || sc->status == NGX_HTTP_SERVICE_UNAVAILABLE)
+    {
+        sc->retry_after = ngx_http_llm_fallback_retry_after(r);
+    }
+
+    len = r->headers_out.content_length_n;
+    size = sc->ctx->conf->max_response_size;
+
+    if (len > (off_t) size) {
+        sc->too_large = 1;
+
+    } else if (len > 0) {
+        sc->start = ngx_pnalloc(r->pool, (size_t) len);
+        if (sc->start == NULL) {
+            return NGX_ERROR;
+        }
+
+        sc->last = sc->start;
+        sc->end = sc->start + len;
+    }
+
+    r->filter_need_in_memory = 1;
+    r->header_sent = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t                       *b;
+    ngx_chain_t                     *cl;
+    ngx_http_llm_fallback_sr_ctx_t  *sc;
+
+    sc = ngx_http_llm_fallback_capture_ctx(r);
+
+    if (sc == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b) && b->last > b->pos && !sc->too_large) {
+            ngx_http_llm_fallback_append(r, sc, b->pos, b->last - b->pos);
+        }
+
+        b->pos = b->last;
+
+        if (b->in_file) {
+            b->file_pos = b->file_last;
+        }
+
+        if (b->last_buf || b->last_in_chain) {
+            sc->eof = 1;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_llm_fallback_append(ngx_http_request_t *r,
+    ngx_http_llm_fallback_sr_ctx_t *sc, u_char *data, size_t size)
+{
+    u_char  *p;
+    size_t   used, need, cap, max;
+
+    used = sc->last - sc->start;
+    need = used + size;
+    max = sc->ctx->conf->max_response_size;
+
+    if (need > max) {
+        sc->too_large = 1;
+        return;
+    }
+
+    if (need > (size_t) (sc->end - sc->start)) {
+        cap = ngx_max((size_t) (sc->end - sc->start) * 2,
+                      NGX_HTTP_LLM_FALLBACK_CAPTURE_MIN);
+        cap = ngx_min(ngx_max(cap, need), max);
+
+        p = ngx_pnalloc(r->pool, cap);
+        if (p == NULL) {
+            sc->too_large = 1;
+            return;
+        }
+
+        if (used) {
+            ngx_memcpy(p, sc->start, used);
+        }
+
+        if (sc->start) {
+            ngx_pfree(r->pool, sc->start);
+        }
+
+        sc->start = p;
+        sc->last = p + used;
+        sc->end = p + cap;
+    }
+
+    sc->last = ngx_cpymem(sc->last, data, size);
+}
+
+
+/* Retry-After in seconds or as an HTTP date; -1 when absent */
+
+static time_t
+ngx_http_llm_fallback_retry_after(ngx_http_request_t *r)
+{
+    time_t            t;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0
+            || h[i].key.len != sizeof("Retry-After") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Retry-After",
+                               h[i].key.len)
+               != 0)
+        {
+            continue;
+        }
+
+        t = ngx_atotm(h[i].value.data, h[i].value.len);
+
+        if (t != NGX_ERROR) {
+            return t;
+        }
+
+        t = ngx_parse_http_time(h[i].value.data, h[i].value.len);
+
+        if (t == NGX_ERROR) {
+            return -1;
+        }
+
+        return (t > ngx_time()) ? t - ngx_time() : 0;
+    }
+
+    return -1;
+}

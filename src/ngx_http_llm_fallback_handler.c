@@ -1,0 +1,792 @@
+
+/*
+ * Copyright (C) The ngx_http_llm_fallback_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_llm_fallback_module.h"
+
+
+static void ngx_http_llm_fallback_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llm_fallback_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_llm_fallback_runtime_chain(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
+static void ngx_http_llm_fallback_wev_handler(ngx_http_request_t *r);
+static void ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
+static ngx_uint_t ngx_http_llm_fallback_classify(
+    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t *status);
+static ngx_uint_t ngx_http_llm_fallback_allowed(
+    ngx_http_llm_fallback_loc_conf_t *conf, ngx_uint_t reason,
+    ngx_uint_t status);
+static ngx_msec_t ngx_http_llm_fallback_retry_delay(
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
+static void ngx_http_llm_fallback_provider_error(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc,
+    ngx_uint_t status);
+static void ngx_http_llm_fallback_exhausted(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
+static void ngx_http_llm_fallback_cleanup(void *data);
+static void ngx_http_llm_fallback_json_cleanup(void *data);
+
+
+ngx_int_t
+ngx_http_llm_fallback_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                          rc;
+    ngx_pool_cleanup_t                *cln;
+    ngx_http_llm_fallback_ctx_t       *ctx;
+    ngx_http_llm_fallback_error_t      err;
+    ngx_http_llm_fallback_loc_conf_t  *conf;
+
+    if (r != r->main) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "llm_fallback_chain cannot be used in a subrequest");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    conf = ngx_http_get_module_loc_conf(r, ngx_http_llm_fallback_module);
+
+    ngx_memzero(&err, sizeof(ngx_http_llm_fallback_error_t));
+
+    err.type = "invalid_request_error";
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        err.status = NGX_HTTP_NOT_ALLOWED;
+        ngx_str_set(&err.message, "Only POST is allowed on this endpoint.");
+
+        return ngx_http_llm_fallback_send_error(r, NULL, &err);
+    }
+
+    if (!ngx_http_llm_fallback_is_json(r)) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        err.status = NGX_HTTP_UNSUPPORTED_MEDIA_TYPE;
+        ngx_str_set(&err.message,
+                    "Unsupported Content-Type: the request body must be "
+                    "JSON (application/json).");
+
+        return ngx_http_llm_fallback_send_error(r, NULL, &err);
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_llm_fallback_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->conf = conf;
+    ctx->result.prompt_tokens = -1;
+    ctx->result.completion_tokens = -1;
+
+    ctx->timer.handler = ngx_http_llm_fallback_timer_handler;
+    ctx->timer.data = r->connection;
+    ctx->timer.log = r->connection->log;
+
+    if (ngx_array_init(&ctx->attempts, r->pool, 4,
+                       sizeof(ngx_http_llm_fallback_attempt_t))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_llm_fallback_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_llm_fallback_module);
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r,
+                                        ngx_http_llm_fallback_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_llm_fallback_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    json_error_t                    jerr;
+    ngx_http_llm_fallback_ctx_t    *ctx;
+    ngx_http_llm_fallback_error_t   err;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_fallback_module);
+
+    if (r->request_body == NULL
+        || ngx_http_llm_fallback_read_body(r, &ctx->body) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_memzero(&err, sizeof(ngx_http_llm_fallback_error_t));
+
+    err.status = NGX_HTTP_BAD_REQUEST;
+    err.type = "invalid_request_error";
+
+    if (ctx->body.len == 0) {
+        ngx_str_set(&err.message,
+                    "The request body is empty: expected a JSON object "
+                    "with 'messages'.");
+        ngx_http_finalize_request(r,
+                                  ngx_http_llm_fallback_send_error(r, ctx,
+                                                                   &err));
+        return;
+    }
+
+    ctx->json = json_loadb((char *) ctx->body.data, ctx->body.len, 0, &jerr);
+
+    if (ctx->json == NULL) {
+        err.message.data = ngx_pnalloc(r->pool, sizeof(jerr.text) + 128);
+        if (err.message.data == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        err.message.len = ngx_sprintf(err.message.data,
+                                      "We could not parse the JSON body of "
+                                      "your request: %s (line %d, column %d)",
+                                      jerr.text, jerr.line, jerr.column)
+                          - err.message.data;
+
+        ngx_http_finalize_request(r,
+                                  ngx_http_llm_fallback_send_error(r, ctx,
+                                                                   &err));
+        return;
+    }
+
+    if (ngx_http_llm_fallback_json_keep(r->pool, ctx->json) != NGX_OK) {
+        json_decref(ctx->json);
+        ctx->json = NULL;
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_llm_fallback_validate(ctx, &err);
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_finalize_request(r,
+                                  ngx_http_llm_fallback_send_error(r, ctx,
+                                                                   &err));
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ctx->conf->chain_var) {
+        if (ngx_http_llm_fallback_runtime_chain(r, ctx) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+    } else {
+        ctx->chain = ctx->conf->chain;
+        ctx->nchain = ctx->conf->nchain;
+    }
+
+    ctx->start = ngx_current_msec;
+
+    if (ctx->conf->fallback_timeout) {
+        ctx->deadline = ctx->start + ctx->conf->fallback_timeout;
+    }
+
+    r->write_event_handler = ngx_http_llm_fallback_wev_handler;
+
+    ngx_http_llm_fallback_next(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    off_t         len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    cl = r->request_body->bufs;
+
+    if (cl == NULL) {
+        ngx_str_null(body);
+        return NGX_OK;
+    }
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        body->data = cl->buf->pos;
+        body->len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for ( /* void */ ; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? b->file_last - b->file_pos : b->last - b->pos;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = (size_t) len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        len = b->file_last - b->file_pos;
+
+        n = ngx_read_file(b->file, p, (size_t) len, b->file_pos);
+
+        if (n != len) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "llm fallback: could not read the request body "
+                          "from \"%V\"", &b->file->name);
+            return NGX_ERROR;
+        }
+
+        p += n;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_runtime_chain(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx)
+{
+    u_char                             *p, *last, *start;
+    ngx_str_t                           value;
+    ngx_http_llm_fallback_provider_t   *provider;
+    ngx_http_llm_fallback_main_conf_t  *lmcf;
+
+    if (ngx_http_complex_value(r, ctx->conf->chain_var, &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->chain = ngx_palloc(r->pool, NGX_HTTP_LLM_FALLBACK_MAX_CHAIN
+                                   * sizeof(ngx_http_llm_fallback_provider_t *));
+    if (ctx->chain == NULL) {
+        return NGX_ERROR;
+    }
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llm_fallback_module);
+
+    p = value.data;
+    last = p + value.len;
+
+    for ( ;; ) {
+        while (p < last && (*p == ' ' || *p == ',')) {
+            p++;
+        }
+
+        if (p == last) {
+            break;
+        }
+
+        start = p;
+
+        while (p < last && *p != ' ' && *p != ',') {
+            p++;
+        }
+
+        provider = ngx_http_llm_fallback_find_provider(lmcf, start,
+                                                       p - start);
+        if (provider == NULL) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "unknown llm provider \"%*s\" in "
+                          "\"llm_fallback_chain\" value \"%V\"",
+                          p - start, start, &value);
+            return NGX_ERROR;
+        }
+
+        if (ctx->nchain == NGX_HTTP_LLM_FALLBACK_MAX_CHAIN) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "too many providers in \"llm_fallback_chain\" "
+                          "value \"%V\"", &value);
+            return NGX_ERROR;
+        }
+
+        ctx->chain[ctx->nchain++] = provider;
+    }
+
+    if (ctx->nchain == 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "empty \"llm_fallback_chain\" value");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_llm_fallback_next(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx)
+{
+    ngx_http_llm_fallback_provider_t  *p;
+
+    if (ctx->index >= ctx->nchain
+        || (ctx->conf->tries && ctx->tries >= ctx->conf->tries))
+    {
+        ngx_http_llm_fallback_exhausted(r, ctx);
+        return;
+    }
+
+    if (ctx->deadline && ngx_current_msec >= ctx->deadline) {
+        ngx_http_llm_fallback_finish(r, ctx,
+            ngx_http_llm_fallback_send_exhausted(r, ctx,
+                NGX_HTTP_GATEWAY_TIME_OUT, "llm_timeout",
+                "The llm_fallback_timeout deadline passed before any "
+                "provider answered."));
+        return;
+    }
+
+    p = ctx->chain[ctx->index];
+
+    if (ngx_http_llm_fallback_start_attempt(r, ctx, p) != NGX_OK) {
+        ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+}
+
+
+static void
+ngx_http_llm_fallback_wev_handler(ngx_http_request_t *r)
+{
+    ngx_http_llm_fallback_ctx_t     *ctx;
+    ngx_http_llm_fallback_sr_ctx_t  *sc;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_fallback_module);
+
+    if (ctx == NULL || ctx->finished || ctx->sleeping) {
+        return;
+    }
+
+    sc = ctx->current;
+
+    if (sc == NULL || !sc->done || !sc->sr->done) {
+        return;
+    }
+
+    ctx->current = NULL;
+    ctx->waiting = 0;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    ngx_http_llm_fallback_attempt_done(r, ctx, sc);
+}
+
+
+static void
+ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc)
+{
+    ngx_int_t                          rc;
+    ngx_str_t                          body;
+    ngx_msec_t                         delay;
+    ngx_uint_t                         reason, status;
+    ngx_http_llm_fallback_attempt_t   *a;
+    ngx_http_llm_fallback_provider_t  *p;
+
+    p = sc->provider;
+
+    if (r->connection->error) {
+        ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+        return;
+    }
+
+    reason = ngx_http_llm_fallback_classify(sc, &status);
+
+    if (reason == NGX_HTTP_LLM_FALLBACK_OK) {
+        body.data = sc->start;
+        body.len = sc->last - sc->start;
+
+        rc = p->format->parse_response(ctx, p, &body, &ctx->result);
+
+        if (rc == NGX_OK) {
+            ctx->served = p;
+            ctx->has_result = 1;
+            ctx->ttft = ngx_current_msec - ctx->start;
+
+            ngx_http_llm_fallback_finish(r, ctx,
+                                   ngx_http_llm_fallback_send_result(r, ctx));
+            return;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_http_llm_fallback_finish(r, ctx,
+                                         NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        reason = NGX_HTTP_LLM_FALLBACK_INVALID;
+    }
+
+    a = ngx_array_push(&ctx->attempts);
+    if (a == NULL) {
+        ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    a->provider = p;
+    a->status = status;
+    a->reason = reason;
+
+    if (sc->too_large) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "llm provider \"%V\" response is larger than "
+                      "llm_max_response_size %uz",
+                      &p->name, ctx->conf->max_response_size);
+
+    } else if (reason == NGX_HTTP_LLM_FALLBACK_HTTP) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "llm provider \"%V\" attempt failed: http_%ui",
+                      &p->name, status);
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "llm provider \"%V\" attempt failed: %s, status %ui",
+                      &p->name, ngx_http_llm_fallback_reason_name(reason),
+                      status);
+    }
+
+    if (ctx->deadline_hit) {
+        ngx_http_llm_fallback_finish(r, ctx,
+            ngx_http_llm_fallback_send_exhausted(r, ctx,
+                NGX_HTTP_GATEWAY_TIME_OUT, "llm_timeout",
+                "The llm_fallback_timeout deadline passed before any "
+                "provider answered."));
+        return;
+    }
+
+    if (!ngx_http_llm_fallback_allowed(ctx->conf, reason, status)) {
+        ngx_http_llm_fallback_provider_error(r, ctx, sc, status);
+        return;
+    }
+
+    if (ctx->retries < ctx->conf->retries
+        && (ctx->conf->tries == 0 || ctx->tries < ctx->conf->tries))
+    {
+        delay = ngx_http_llm_fallback_retry_delay(ctx, sc);
+
+        if (delay != NGX_CONF_UNSET_MSEC) {
+            ctx->retries++;
+
+            if (ctx->deadline && ngx_current_msec + delay > ctx->deadline) {
+                delay = ctx->deadline - ngx_min(ctx->deadline,
+                                                ngx_current_msec);
+            }
+
+            ctx->sleeping = 1;
+            ngx_add_timer(&ctx->timer, delay);
+            return;
+        }
+    }
+
+    ctx->index++;
+    ctx->retries = 0;
+
+    ngx_http_llm_fallback_next(r, ctx);
+}
+
+
+static ngx_uint_t
+ngx_http_llm_fallback_classify(ngx_http_llm_fallback_sr_ctx_t *sc,
+    ngx_uint_t *status)
+{
+    if (sc->timed_out) {
+        *status = NGX_HTTP_GATEWAY_TIME_OUT;
+        return NGX_HTTP_LLM_FALLBACK_TIMEOUT;
+    }
+
+    if (!sc->header_seen) {
+
+        if (sc->sr->upstream) {
+            /* nginx made this status: the provider did not answer */
+
+            if (sc->rc == NGX_HTTP_GATEWAY_TIME_OUT) {
+                *status = NGX_HTTP_GATEWAY_TIME_OUT;
+                return NGX_HTTP_LLM_FALLBACK_TIMEOUT;
+            }
+
+            *status = (sc->rc >= NGX_HTTP_SPECIAL_RESPONSE)
+                      ? (ngx_uint_t) sc->rc : NGX_HTTP_BAD_GATEWAY;
+            return NGX_HTTP_LLM_FALLBACK_ERROR;
+        }
+
+        if (sc->rc >= NGX_HTTP_BAD_REQUEST) {
+            *status = sc->rc;
+            return NGX_HTTP_LLM_FALLBACK_HTTP;
+        }
+
+        *status = NGX_HTTP_BAD_GATEWAY;
+        return NGX_HTTP_LLM_FALLBACK_ERROR;
+    }
+
+    *status = sc->status;
+
+    if (!sc->eof) {
+        return NGX_HTTP_LLM_FALLBACK_ERROR;
+    }
+
+    if (sc->too_large) {
+        return NGX_HTTP_LLM_FALLBACK_INVALID;
+    }
+
+    if (sc->status >= NGX_HTTP_OK && sc->status < NGX_HTTP_SPECIAL_RESPONSE) {
+        return NGX_HTTP_LLM_FALLBACK_OK;
+    }
+
+    if (sc->status >= NGX_HTTP_BAD_REQUEST) {
+        return NGX_HTTP_LLM_FALLBACK_HTTP;
+    }
+
+    return NGX_HTTP_LLM_FALLBACK_INVALID;
+}
+
+
+static ngx_uint_t
+ngx_http_llm_fallback_allowed(ngx_http_llm_fallback_loc_conf_t *conf,
+    ngx_uint_t reason, ngx_uint_t status)
+{
+    ngx_uint_t  code;
+
+    switch (reason) {
+
+    case NGX_HTTP_LLM_FALLBACK_ERROR:
+        return conf->fallback_on & NGX_HTTP_LLM_FALLBACK_ON_ERROR;
+
+    case NGX_HTTP_LLM_FALLBACK_TIMEOUT:
+        return conf->fallback_on & NGX_HTTP_LLM_FALLBACK_ON_TIMEOUT;
+
+    case NGX_HTTP_LLM_FALLBACK_INVALID:
+        return conf->fallback_on & NGX_HTTP_LLM_FALLBACK_ON_INVALID;
+
+    case NGX_HTTP_LLM_FALLBACK_HTTP:
+
+        if (status >= 500 && status <= 599
+            && (conf->fallback_on & NGX_HTTP_LLM_FALLBACK_ON_HTTP_5XX))
+        {
+            return 1;
+        }
+
+        if (status < NGX_HTTP_LLM_FALLBACK_CODE_MIN
+            || status > NGX_HTTP_LLM_FALLBACK_CODE_MAX)
+        {
+            return 0;
+        }
+
+        code = status - NGX_HTTP_LLM_FALLBACK_CODE_MIN;
+
+        return conf->fallback_codes[code / 8] & (1 << (code % 8));
+
+    default:
+        return 0;
+    }
+}
+
+
+/*
+ * the delay before retrying the same provider, or NGX_CONF_UNSET_MSEC
+ * to move on at once (a Retry-After longer than max_backoff)
+ */
+
+static ngx_msec_t
+ngx_http_llm_fallback_retry_delay(ngx_http_llm_fallback_ctx_t *ctx,
+    ngx_http_llm_fallback_sr_ctx_t *sc)
+{
+    ngx_msec_t  delay, jitter;
+    ngx_uint_t  i;
+
+    if (sc->retry_after >= 0) {
+        if ((ngx_msec_t) sc->retry_after * 1000 > ctx->conf->max_backoff) {
+            return NGX_CONF_UNSET_MSEC;
+        }
+
+        return (ngx_msec_t) sc->retry_after * 1000;
+    }
+
+    delay = ctx->conf->backoff;
+
+    for (i = 0; i < ctx->retries && delay < ctx->conf->max_backoff; i++) {
+        delay *= 2;
+    }
+
+    /* +-20% jitter */
+
+    jitter = delay / 5;
+
+    if (jitter) {
+        delay = delay - jitter + (ngx_msec_t) ngx_random() % (2 * jitter + 1);
+    }
+
+    return ngx_min(delay, ctx->conf->max_backoff);
+}
+
+
+static void
+ngx_http_llm_fallback_provider_error(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc,
+    ngx_uint_t status)
+{
+    u_char                         *p;
+    ngx_str_t                       body;
+    ngx_http_llm_fallback_error_t   err;
+
+    if (status < NGX_HTTP_BAD_REQUEST) {
+        ngx_http_llm_fallback_exhausted(r, ctx);
+        return;
+    }
+
+    ngx_memzero(&err, sizeof(ngx_http_llm_fallback_error_t));
+
+    err.status = status;
+    err.type = "provider_error";
+
+    if (sc->header_seen && sc->eof && sc->last > sc->start) {
+        body.data = sc->start;
+        body.len = sc->last - sc->start;
+
+        err.error = sc->provider->format->parse_error(ctx, &body);
+    }
+
+    if (err.error == NULL) {
+        p = ngx_pnalloc(r->pool, sc->provider->name.len + 64);
+        if (p == NULL) {
+            ngx_http_llm_fallback_finish(r, ctx,
+                                         NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        err.message.data = p;
+        err.message.len = ngx_sprintf(p, "Provider \"%V\" returned HTTP %ui.",
+                                      &sc->provider->name, status)
+                          - p;
+    }
+
+    ngx_http_llm_fallback_finish(r, ctx,
+                                 ngx_http_llm_fallback_send_error(r, ctx,
+                                                                  &err));
+}
+
+
+static void
+ngx_http_llm_fallback_exhausted(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx)
+{
+    ngx_uint_t                        i, status;
+    ngx_http_llm_fallback_attempt_t  *a;
+
+    a = ctx->attempts.elts;
+    status = ctx->attempts.nelts ? NGX_HTTP_TOO_MANY_REQUESTS
+                                 : NGX_HTTP_BAD_GATEWAY;
+
+    for (i = 0; i < ctx->attempts.nelts; i++) {
+        if (a[i].reason != NGX_HTTP_LLM_FALLBACK_HTTP
+            || a[i].status != NGX_HTTP_TOO_MANY_REQUESTS)
+        {
+            status = NGX_HTTP_BAD_GATEWAY;
+            break;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "llm fallback: every attempt failed: %V",
+                  ngx_http_llm_fallback_reasons(ctx));
+
+    ngx_http_llm_fallback_finish(r, ctx,
+        ngx_http_llm_fallback_send_exhausted(r, ctx, status,
+            "llm_providers_exhausted",
+            "Every provider of the fallback chain failed."));
+}
+
+
+void
+ngx_http_llm_fallback_finish(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_int_t rc)
+{
+    ctx->finished = 1;
+    ctx->sleeping = 0;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+ngx_int_t
+ngx_http_llm_fallback_json_keep(ngx_pool_t *pool, json_t *json)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_llm_fallback_json_cleanup;
+    cln->data = json;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_llm_fallback_json_cleanup(void *data)
+{
+    json_decref(data);
+}
+
+
+static void
+ngx_http_llm_fallback_cleanup(void *data)
+{
+    ngx_http_llm_fallback_ctx_t  *ctx = data;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    if (ctx->timer.posted) {
+        ngx_delete_posted_event(&ctx->timer);
+    }
+}

@@ -1,0 +1,275 @@
+
+/*
+ * Copyright (C) The ngx_http_llm_fallback_module authors
+ */
+
+
+#ifndef _NGX_HTTP_LLM_FALLBACK_MODULE_H_INCLUDED_
+#define _NGX_HTTP_LLM_FALLBACK_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <jansson.h>
+
+
+#define NGX_HTTP_LLM_FALLBACK_MAX_CHAIN        32
+
+/* llm_fallback_on conditions */
+#define NGX_HTTP_LLM_FALLBACK_ON_ERROR         0x0002
+#define NGX_HTTP_LLM_FALLBACK_ON_TIMEOUT       0x0004
+#define NGX_HTTP_LLM_FALLBACK_ON_INVALID       0x0008
+#define NGX_HTTP_LLM_FALLBACK_ON_HTTP_5XX      0x0010
+#define NGX_HTTP_LLM_FALLBACK_ON_OFF           0x0020
+
+/* http_NNN conditions: one bit per status 400..599 */
+#define NGX_HTTP_LLM_FALLBACK_CODE_MIN         400
+#define NGX_HTTP_LLM_FALLBACK_CODE_MAX         599
+#define NGX_HTTP_LLM_FALLBACK_CODE_BYTES       25
+
+/* why an attempt did not produce the answer */
+#define NGX_HTTP_LLM_FALLBACK_OK               0
+#define NGX_HTTP_LLM_FALLBACK_ERROR            1
+#define NGX_HTTP_LLM_FALLBACK_TIMEOUT          2
+#define NGX_HTTP_LLM_FALLBACK_INVALID          3
+#define NGX_HTTP_LLM_FALLBACK_HTTP             4
+#define NGX_HTTP_LLM_FALLBACK_OPEN             5
+
+#define NGX_HTTP_LLM_FALLBACK_JSON_FLAGS                                      \
+    (JSON_COMPACT|JSON_REAL_PRECISION(15))
+
+
+typedef struct ngx_http_llm_fallback_ctx_s      ngx_http_llm_fallback_ctx_t;
+typedef struct ngx_http_llm_fallback_sr_ctx_s   ngx_http_llm_fallback_sr_ctx_t;
+typedef struct ngx_http_llm_fallback_format_s   ngx_http_llm_fallback_format_t;
+
+
+typedef struct {
+    ngx_str_t                         name;
+    ngx_str_t                         uri;
+    ngx_http_llm_fallback_format_t   *format;
+    ngx_str_t                         model;
+
+    /* api_key=: may contain variables, evaluated per attempt */
+    ngx_http_complex_value_t         *key;
+    /* api_key_file= or api_key_env=, or a literal api_key= */
+    ngx_str_t                         static_key;
+    /* the full header value for a static key, e.g. "Bearer sk-..." */
+    ngx_str_t                         static_value;
+    ngx_str_t                         key_header;
+    ngx_str_t                         key_prefix;
+
+    ngx_uint_t                        max_tokens;
+    ngx_msec_t                        timeout;
+    ngx_flag_t                        breaker;
+} ngx_http_llm_fallback_provider_t;
+
+
+typedef struct {
+    ngx_array_t                       providers;
+    ngx_uint_t                        used;
+} ngx_http_llm_fallback_main_conf_t;
+
+
+typedef struct {
+    ngx_http_llm_fallback_provider_t **chain;
+    ngx_uint_t                        nchain;
+    ngx_http_complex_value_t         *chain_var;
+    ngx_array_t                      *chain_names;
+    u_char                           *chain_file;
+    ngx_uint_t                        chain_line;
+
+    ngx_uint_t                        fallback_on;
+    u_char                            fallback_codes[
+                                          NGX_HTTP_LLM_FALLBACK_CODE_BYTES];
+    ngx_uint_t                        tries;
+    ngx_msec_t                        fallback_timeout;
+    ngx_uint_t                        retries;
+    ngx_msec_t                        backoff;
+    ngx_msec_t                        max_backoff;
+    ngx_msec_t                        attempt_timeout;
+    ngx_msec_t                        stream_idle_timeout;
+    ngx_flag_t                        response_headers;
+    size_t                            max_response_size;
+} ngx_http_llm_fallback_loc_conf_t;
+
+
+typedef struct {
+    ngx_http_llm_fallback_provider_t *provider;
+    ngx_uint_t                        status;
+    ngx_uint_t                        reason;
+} ngx_http_llm_fallback_attempt_t;
+
+
+/* a successful attempt, translated to an OpenAI chat.completion */
+typedef struct {
+    ngx_str_t                         body;
+    json_t                           *json;
+    ngx_str_t                         model;
+    ngx_int_t                         prompt_tokens;
+    ngx_int_t                         completion_tokens;
+} ngx_http_llm_fallback_result_t;
+
+
+/* an error for the client, in the OpenAI error shape */
+typedef struct {
+    ngx_uint_t                        status;
+    const char                       *type;
+    ngx_str_t                         message;
+    ngx_str_t                         param;
+    json_t                           *error;   /* a provider's error object */
+} ngx_http_llm_fallback_error_t;
+
+
+struct ngx_http_llm_fallback_format_s {
+    ngx_str_t                         name;
+    ngx_str_t                         key_header;
+    ngx_str_t                         key_prefix;
+
+    ngx_int_t                       (*create_request)(
+                                          ngx_http_llm_fallback_ctx_t *ctx,
+                                          ngx_http_llm_fallback_provider_t *p,
+                                          ngx_str_t *body);
+    ngx_int_t                       (*parse_response)(
+                                          ngx_http_llm_fallback_ctx_t *ctx,
+                                          ngx_http_llm_fallback_provider_t *p,
+                                          ngx_str_t *body,
+                                          ngx_http_llm_fallback_result_t *res);
+    json_t                         *(*parse_error)(
+                                          ngx_http_llm_fallback_ctx_t *ctx,
+                                          ngx_str_t *body);
+};
+
+
+struct ngx_http_llm_fallback_sr_ctx_s {
+    ngx_http_llm_fallback_ctx_t      *ctx;
+    ngx_http_request_t               *sr;
+    ngx_http_llm_fallback_provider_t *provider;
+
+    ngx_int_t                         rc;
+    ngx_uint_t                        status;
+    time_t                            retry_after;
+
+    u_char                           *start;
+    u_char                           *last;
+    u_char                           *end;
+
+    unsigned                          header_seen:1;
+    unsigned                          eof:1;
+    unsigned                          too_large:1;
+    unsigned                          timed_out:1;
+    unsigned                          done:1;
+};
+
+
+struct ngx_http_llm_fallback_ctx_s {
+    ngx_http_request_t               *request;
+    ngx_http_llm_fallback_loc_conf_t *conf;
+
+    json_t                           *json;
+    ngx_str_t                         body;
+    ngx_str_t                         client_model;
+    ngx_uint_t                        stream;
+    ngx_uint_t                        include_usage;
+
+    ngx_http_llm_fallback_provider_t **chain;
+    ngx_uint_t                        nchain;
+    ngx_uint_t                        index;
+    ngx_uint_t                        retries;
+    ngx_uint_t                        tries;
+    ngx_array_t                       attempts;
+
+    ngx_http_llm_fallback_sr_ctx_t   *current;
+    ngx_event_t                       timer;
+
+    ngx_msec_t                        start;
+    ngx_msec_t                        deadline;
+    ngx_msec_t                        backoff;
+    ngx_msec_t                        ttft;
+
+    ngx_http_llm_fallback_result_t    result;
+    ngx_http_llm_fallback_provider_t *served;
+
+    /* a JSON body built for the previous attempt, reusable as is */
+    ngx_http_llm_fallback_format_t   *body_format;
+    ngx_str_t                         body_model;
+    ngx_str_t                         provider_body;
+
+    ngx_str_t                         reasons;
+    ngx_uint_t                        nreasons;
+
+    unsigned                          waiting:1;
+    unsigned                          sleeping:1;
+    unsigned                          deadline_hit:1;
+    unsigned                          finished:1;
+    unsigned                          has_result:1;
+};
+
+
+/* conf.c */
+char *ngx_http_llm_fallback_provider(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_llm_fallback_chain(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_llm_fallback_on(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_llm_fallback_retries(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_llm_fallback_resolve_chain(ngx_conf_t *cf,
+    ngx_http_llm_fallback_loc_conf_t *lcf);
+ngx_http_llm_fallback_provider_t *ngx_http_llm_fallback_find_provider(
+    ngx_http_llm_fallback_main_conf_t *lmcf, u_char *name, size_t len);
+ngx_http_llm_fallback_format_t *ngx_http_llm_fallback_find_format(
+    ngx_str_t *name);
+
+/* handler.c */
+ngx_int_t ngx_http_llm_fallback_handler(ngx_http_request_t *r);
+void ngx_http_llm_fallback_next(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
+void ngx_http_llm_fallback_finish(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_int_t rc);
+ngx_int_t ngx_http_llm_fallback_json_keep(ngx_pool_t *pool, json_t *json);
+
+/* attempt.c */
+ngx_int_t ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p);
+ngx_int_t ngx_http_llm_fallback_post_subrequest(ngx_http_request_t *sr,
+    void *data, ngx_int_t rc);
+void ngx_http_llm_fallback_timer_handler(ngx_event_t *ev);
+void ngx_http_llm_fallback_cancel_attempt(ngx_http_llm_fallback_ctx_t *ctx);
+
+/* filter.c */
+ngx_int_t ngx_http_llm_fallback_filter_init(ngx_conf_t *cf);
+
+/* request.c */
+ngx_int_t ngx_http_llm_fallback_is_json(ngx_http_request_t *r);
+ngx_int_t ngx_http_llm_fallback_validate(ngx_http_llm_fallback_ctx_t *ctx,
+    ngx_http_llm_fallback_error_t *err);
+
+/* openai.c */
+extern ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_openai;
+
+/* response.c */
+ngx_int_t ngx_http_llm_fallback_send_result(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
+ngx_int_t ngx_http_llm_fallback_send_error(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_error_t *err);
+ngx_int_t ngx_http_llm_fallback_send_exhausted(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_uint_t status, const char *type,
+    const char *message);
+ngx_int_t ngx_http_llm_fallback_dump(ngx_pool_t *pool, json_t *json,
+    ngx_str_t *out);
+ngx_int_t ngx_http_llm_fallback_add_header(ngx_http_request_t *r,
+    const char *name, ngx_str_t *value);
+ngx_str_t *ngx_http_llm_fallback_reasons(ngx_http_llm_fallback_ctx_t *ctx);
+const char *ngx_http_llm_fallback_reason_name(ngx_uint_t reason);
+
+/* variables.c */
+ngx_int_t ngx_http_llm_fallback_add_variables(ngx_conf_t *cf);
+
+
+extern ngx_module_t  ngx_http_llm_fallback_module;
+
+
+#endif /* _NGX_HTTP_LLM_FALLBACK_MODULE_H_INCLUDED_ */
