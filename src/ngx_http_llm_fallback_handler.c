@@ -497,7 +497,13 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
     }
 
     if (!ngx_http_llm_fallback_allowed(ctx->conf, reason, status)) {
-        ngx_http_llm_fallback_provider_error(r, ctx, sc, status);
+
+        if (reason == NGX_HTTP_LLM_FALLBACK_HTTP) {
+            ngx_http_llm_fallback_provider_error(r, ctx, sc, status);
+            return;
+        }
+
+        ngx_http_llm_fallback_exhausted(r, ctx);
         return;
     }
 
@@ -670,11 +676,6 @@ ngx_http_llm_fallback_provider_error(ngx_http_request_t *r,
     ngx_str_t                       body;
     ngx_http_llm_fallback_error_t   err;
 
-    if (status < NGX_HTTP_BAD_REQUEST) {
-        ngx_http_llm_fallback_exhausted(r, ctx);
-        return;
-    }
-
     ngx_memzero(&err, sizeof(ngx_http_llm_fallback_error_t));
 
     err.status = status;
@@ -711,20 +712,32 @@ static void
 ngx_http_llm_fallback_exhausted(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx)
 {
-    ngx_uint_t                        i, status;
+    ngx_uint_t                        i, n, status;
     ngx_http_llm_fallback_attempt_t  *a;
 
-    a = ctx->attempts.elts;
-    status = ctx->attempts.nelts ? NGX_HTTP_TOO_MANY_REQUESTS
-                                 : NGX_HTTP_BAD_GATEWAY;
+    /*
+     * 502; 429 when every attempt was a 429, so that clients back off;
+     * 504 when the chain ended on a timeout that is not a fallback
+     * condition
+     */
 
-    for (i = 0; i < ctx->attempts.nelts; i++) {
+    a = ctx->attempts.elts;
+    n = ctx->attempts.nelts;
+    status = n ? NGX_HTTP_TOO_MANY_REQUESTS : NGX_HTTP_BAD_GATEWAY;
+
+    for (i = 0; i < n; i++) {
         if (a[i].reason != NGX_HTTP_LLM_FALLBACK_HTTP
             || a[i].status != NGX_HTTP_TOO_MANY_REQUESTS)
         {
             status = NGX_HTTP_BAD_GATEWAY;
             break;
         }
+    }
+
+    if (n && a[n - 1].reason == NGX_HTTP_LLM_FALLBACK_TIMEOUT
+        && !(ctx->conf->fallback_on & NGX_HTTP_LLM_FALLBACK_ON_TIMEOUT))
+    {
+        status = NGX_HTTP_GATEWAY_TIME_OUT;
     }
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

@@ -16,7 +16,7 @@ use IO::Socket::INET;
 use Exporter 'import';
 
 our @EXPORT = qw(fake_providers llm_locations completion hang_port
-                 echo_reply);
+                 echo_reply fault_blocks);
 
 my $hang;
 
@@ -144,6 +144,32 @@ sub echo_reply {
     return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
          . "Content-Length: " . length($body) . "\r\n"
          . "Connection: close\r\n\r\n$body";
+}
+
+# A block preprocessor for suites about faults: the fake providers, a
+# provider named after each fault ("p503" is /_llm/503, ...), "ok" and
+# "ok2", the block's own --- http_config after them; the internal
+# locations before the block's --- config; a default chat request.
+sub fault_blocks {
+    my $block = shift;
+    my $providers = join '', map { "    llm_provider p$_ uri=/_llm/$_;\n" }
+        qw(500 502 503 504 429 429ra 429ra-long 400 401html garbage empty
+           nomessage reset hang refused);
+
+    $block->set_value("http_config", fake_providers() . $providers
+                      . "    llm_provider ok uri=/_llm/ok;\n"
+                      . "    llm_provider ok2 uri=/_llm/ok2;\n"
+                      . ($block->http_config // ''));
+    $block->set_value("config", llm_locations() . ($block->config // ''));
+
+    if (!defined $block->request) {
+        $block->set_value("request", "POST /chat\n"
+            . '{"messages":[{"role":"user","content":"hi"}]}');
+    }
+
+    if (!defined $block->more_headers) {
+        $block->set_value("more_headers", "Content-Type: application/json");
+    }
 }
 
 1;

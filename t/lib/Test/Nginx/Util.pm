@@ -32,6 +32,7 @@ my $HaveLongString = eval { require Test::LongString; 1 };
 
 sub bail_out (@);
 sub expand_env_in_text ($$$);
+sub gen_rand_port (;$$);
 
 #--------------------------------------------------------------------------
 # Settings (environment variables and the functions that override them).
@@ -220,9 +221,16 @@ sub use_http3 ($) {
 # Generic helpers
 #--------------------------------------------------------------------------
 
+# A zombie counts as gone: a daemonized nginx is reaped by init, which can
+# take a second or more (e.g. in containers).
 sub is_running ($) {
     my $pid = shift;
-    return $pid && kill(0, $pid);
+    return 0 unless $pid && kill(0, $pid);
+    if (open my $in, '<', "/proc/$pid/stat") {
+        my $stat = <$in> // '';
+        return 0 if $stat =~ /^\d+ \(.*\) Z/s;
+    }
+    return 1;
 }
 
 sub bail_out (@) {
@@ -372,9 +380,10 @@ sub get_nginx_version () {
     if ($out =~ m{(?:nginx|openresty)[^/]*/(\d+)\.(\d+)\.(\d+)}
         || $out =~ m{\w+/(\d+)\.(\d+)\.(\d+)})
     {
-        $NginxRawVersion = "$1.$2.$3";
+        my @ver = ($1, $2, $3);
+        $NginxRawVersion = join '.', @ver;
         $PcreVersion = $out =~ /pcre/i ? 1 : 0;
-        return get_canon_version($1, $2, $3);
+        return get_canon_version(@ver);
     }
     bail_out("Failed to parse the output of \"nginx -V\": $out\n");
 }
@@ -408,7 +417,11 @@ sub wait_for_exit ($$) {
     my $deadline = time + $secs;
     while (1) {
         my $r = waitpid($pid, WNOHANG);
-        return 1 if $r == $pid || !kill(0, $pid);
+        return 1 if $r == $pid;
+        if (!is_running($pid)) {
+            waitpid($pid, WNOHANG);     # reap it if it is our child
+            return 1;
+        }
         return 0 if time > $deadline;
         sleep 0.01;
     }
@@ -564,9 +577,10 @@ _EOC_
 
     my $use_events = $EventType ? "    use $EventType;\n" : '';
 
-    my $user = defined $WorkerUser ? "user $WorkerUser;\n"
-             : $> == 0             ? "user root;\n"
+    my $user = defined $WorkerUser ? "\nuser $WorkerUser;"
+             : $> == 0             ? "\nuser root;"
              : '';
+    my $http3_placeholder = '';     # (the real module puts HTTP/3 settings here)
 
     write_file($ConfFile, <<"_EOC_");
 worker_processes  $Workers;
@@ -591,7 +605,7 @@ $http_config
         listen          $ServerPort;
         #placeholder
         server_name     '$server_name';
-
+        $http3_placeholder
         client_max_body_size 30M;
         #client_body_buffer_size 4k;
 
@@ -617,8 +631,7 @@ events {
 $use_events}
 env ASAN_OPTIONS;
 env MOCKNOEAGAIN_VERBOSE;
-env MOCKNOEAGAIN;
-$user
+env MOCKNOEAGAIN;$user
 _EOC_
 }
 
