@@ -72,7 +72,7 @@ sub fake_providers {
         location = /ok2 { return 200 '$ok2'; }
 
         location = /echo {
-            return 200 '{"choices":[{"index":0,"message":{"role":"assistant","content":"auth=[\$http_authorization] key=[\$http_x_api_key] cookie=[\$http_cookie] ct=[\$content_type] accept=[\$http_accept] len=[\$content_length] x=[\$http_x_client] ae=[\$http_accept_encoding] method=[\$request_method]"},"finish_reason":"stop"}]}';
+            return 200 '{"choices":[{"index":0,"message":{"role":"assistant","content":"auth=[\$http_authorization] key=[\$http_x_api_key] apikey=[\$http_api_key] cookie=[\$http_cookie] ct=[\$content_type] accept=[\$http_accept] len=[\$content_length] x=[\$http_x_client] ae=[\$http_accept_encoding] method=[\$request_method]"},"finish_reason":"stop"}]}';
         }
 
         location = /500 { return 500 ${\ $err->('internal', 'server_error')}; }
@@ -100,6 +100,16 @@ sub fake_providers {
         location = /empty { return 200 '{"id":"x","object":"chat.completion","choices":[]}'; }
         location = /nomessage { return 200 '{"choices":[{"index":0}]}'; }
         location = /reset { return 444; }
+
+        location /files/ { alias html/; }
+
+        location /chunked/ {
+            alias html/;
+            gzip on;
+            gzip_types *;
+            gzip_min_length 0;
+            gunzip on;
+        }
     }
 END
 }
