@@ -123,9 +123,9 @@ ngx_http_llm_fallback_openai_parse_response(ngx_http_llm_fallback_ctx_t *ctx,
     if (!json_is_string(v) || json_string_length(v) == 0) {
         m = p->model.len ? &p->model : &ctx->client_model;
 
-        if (json_object_set_new(root, "model",
-                                json_stringn((char *) m->data, m->len))
-            != 0)
+        v = m->len ? json_stringn((char *) m->data, m->len) : json_string("");
+
+        if (json_object_set_new(root, "model", v) != 0)
         {
             return NGX_ERROR;
         }
