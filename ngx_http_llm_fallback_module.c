@@ -17,6 +17,8 @@ static void *ngx_http_llm_fallback_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_llm_fallback_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
 static ngx_int_t ngx_http_llm_fallback_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_llm_fallback_init_process(ngx_cycle_t *cycle);
+static void ngx_http_llm_fallback_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_num_bounds_t  ngx_http_llm_fallback_tries_bounds = {
@@ -96,6 +98,27 @@ static ngx_command_t  ngx_http_llm_fallback_commands[] = {
       offsetof(ngx_http_llm_fallback_loc_conf_t, max_response_size),
       NULL },
 
+    { ngx_string("llm_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_llm_fallback_cache_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llm_cache_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llm_fallback_loc_conf_t, cache_key),
+      NULL },
+
+    { ngx_string("llm_cache_bypass"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_set_predicate_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_llm_fallback_loc_conf_t, cache_bypass),
+      NULL },
+
       ngx_null_command
 };
 
@@ -122,10 +145,10 @@ ngx_module_t  ngx_http_llm_fallback_module = {
     NGX_HTTP_MODULE,                         /* module type */
     NULL,                                    /* init master */
     ngx_http_llm_fallback_init_module,       /* init module */
-    NULL,                                    /* init process */
+    ngx_http_llm_fallback_init_process,      /* init process */
     NULL,                                    /* init thread */
     NULL,                                    /* exit thread */
-    NULL,                                    /* exit process */
+    ngx_http_llm_fallback_exit_process,      /* exit process */
     NULL,                                    /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -193,6 +216,7 @@ ngx_http_llm_fallback_create_loc_conf(ngx_conf_t *cf)
      *     conf->chain_var = NULL;
      *     conf->chain_names = NULL;
      *     conf->fallback_codes = { 0 };
+     *     conf->cache_key = NULL;
      */
 
     conf->fallback_on = NGX_CONF_UNSET_UINT;
@@ -205,6 +229,8 @@ ngx_http_llm_fallback_create_loc_conf(ngx_conf_t *cf)
     conf->stream_idle_timeout = NGX_CONF_UNSET_MSEC;
     conf->response_headers = NGX_CONF_UNSET;
     conf->max_response_size = NGX_CONF_UNSET_SIZE;
+    conf->cache = NGX_CONF_UNSET_PTR;
+    conf->cache_bypass = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -250,6 +276,10 @@ ngx_http_llm_fallback_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_size_value(conf->max_response_size,
                               prev->max_response_size, 8 * 1024 * 1024);
 
+    if (ngx_http_llm_fallback_cache_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->chain_names && conf->chain == NULL) {
         if (ngx_http_llm_fallback_resolve_chain(cf, conf) != NGX_OK) {
             return NGX_CONF_ERROR;
@@ -271,4 +301,18 @@ ngx_http_llm_fallback_init_module(ngx_cycle_t *cycle)
     json_object_seed(0);
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_llm_fallback_redis_init_process(cycle);
+}
+
+
+static void
+ngx_http_llm_fallback_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_llm_fallback_redis_exit_process(cycle);
 }

@@ -218,6 +218,18 @@ ngx_http_llm_fallback_body_handler(ngx_http_request_t *r)
 
     r->write_event_handler = ngx_http_llm_fallback_wev_handler;
 
+    rc = ngx_http_llm_fallback_cache_lookup(r, ctx);
+
+    if (rc == NGX_AGAIN) {
+        /* resumes from the cache's reply: a HIT, or the first attempt */
+        return;
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
     ngx_http_llm_fallback_next(r, ctx);
 }
 
@@ -368,6 +380,10 @@ ngx_http_llm_fallback_next(ngx_http_request_t *r,
     }
 
     if (ctx->deadline && ngx_current_msec >= ctx->deadline) {
+        if (ngx_http_llm_fallback_cache_stale(r, ctx) == NGX_OK) {
+            return;
+        }
+
         ngx_http_llm_fallback_finish(r, ctx,
             ngx_http_llm_fallback_send_exhausted(r, ctx,
                 NGX_HTTP_GATEWAY_TIME_OUT, "llm_timeout",
@@ -445,6 +461,8 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
             ctx->has_result = 1;
             ctx->ttft = ngx_current_msec - ctx->start;
 
+            ngx_http_llm_fallback_cache_store(r, ctx);
+
             ngx_http_llm_fallback_finish(r, ctx,
                                    ngx_http_llm_fallback_send_result(r, ctx));
             return;
@@ -488,6 +506,10 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
     }
 
     if (ctx->deadline_hit) {
+        if (ngx_http_llm_fallback_cache_stale(r, ctx) == NGX_OK) {
+            return;
+        }
+
         ngx_http_llm_fallback_finish(r, ctx,
             ngx_http_llm_fallback_send_exhausted(r, ctx,
                 NGX_HTTP_GATEWAY_TIME_OUT, "llm_timeout",
@@ -714,6 +736,12 @@ ngx_http_llm_fallback_exhausted(ngx_http_request_t *r,
 {
     ngx_uint_t                        i, n, status;
     ngx_http_llm_fallback_attempt_t  *a;
+
+    /* stale-if-error: an entry past its ttl, but within stale= */
+
+    if (ngx_http_llm_fallback_cache_stale(r, ctx) == NGX_OK) {
+        return;
+    }
 
     /*
      * 502; 429 when every attempt was a 429, so that clients back off;

@@ -43,6 +43,10 @@
 typedef struct ngx_http_llm_fallback_ctx_s      ngx_http_llm_fallback_ctx_t;
 typedef struct ngx_http_llm_fallback_sr_ctx_s   ngx_http_llm_fallback_sr_ctx_t;
 typedef struct ngx_http_llm_fallback_format_s   ngx_http_llm_fallback_format_t;
+typedef struct ngx_http_llm_fallback_cache_conf_s
+    ngx_http_llm_fallback_cache_conf_t;
+typedef struct ngx_http_llm_fallback_cache_ctx_s
+    ngx_http_llm_fallback_cache_ctx_t;
 
 
 typedef struct {
@@ -69,6 +73,9 @@ typedef struct {
 typedef struct {
     ngx_array_t                       providers;
     ngx_uint_t                        used;
+
+    /* ngx_http_llm_fallback_redis_server_t *: one per Redis server */
+    ngx_array_t                      *redis;
 } ngx_http_llm_fallback_main_conf_t;
 
 
@@ -92,6 +99,11 @@ typedef struct {
     ngx_msec_t                        stream_idle_timeout;
     ngx_flag_t                        response_headers;
     size_t                            max_response_size;
+
+    /* llm_cache (NULL: off), llm_cache_key, llm_cache_bypass */
+    ngx_http_llm_fallback_cache_conf_t *cache;
+    ngx_http_complex_value_t         *cache_key;
+    ngx_array_t                      *cache_bypass;
 } ngx_http_llm_fallback_loc_conf_t;
 
 
@@ -199,6 +211,8 @@ struct ngx_http_llm_fallback_ctx_s {
     ngx_str_t                         reasons;
     ngx_uint_t                        nreasons;
 
+    ngx_http_llm_fallback_cache_ctx_t *cache;
+
     unsigned                          waiting:1;
     unsigned                          sleeping:1;
     unsigned                          deadline_hit:1;
@@ -264,6 +278,25 @@ ngx_int_t ngx_http_llm_fallback_add_header(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
 ngx_str_t *ngx_http_llm_fallback_reasons(ngx_http_llm_fallback_ctx_t *ctx);
 const char *ngx_http_llm_fallback_reason_name(ngx_uint_t reason);
+
+/* cache.c */
+char *ngx_http_llm_fallback_cache_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_llm_fallback_cache_merge(ngx_conf_t *cf,
+    ngx_http_llm_fallback_loc_conf_t *prev,
+    ngx_http_llm_fallback_loc_conf_t *conf);
+ngx_int_t ngx_http_llm_fallback_cache_lookup(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
+void ngx_http_llm_fallback_cache_store(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
+ngx_int_t ngx_http_llm_fallback_cache_stale(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
+ngx_str_t *ngx_http_llm_fallback_cache_status(
+    ngx_http_llm_fallback_ctx_t *ctx);
+
+/* redis.c */
+ngx_int_t ngx_http_llm_fallback_redis_init_process(ngx_cycle_t *cycle);
+void ngx_http_llm_fallback_redis_exit_process(ngx_cycle_t *cycle);
 
 /* variables.c */
 ngx_int_t ngx_http_llm_fallback_add_variables(ngx_conf_t *cf);

@@ -253,11 +253,25 @@ ngx_http_llm_fallback_llm_headers(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx)
 {
     u_char                           *p;
-    ngx_str_t                         v;
+    ngx_str_t                         v, *cache;
     ngx_uint_t                        i, skipped;
     ngx_http_llm_fallback_attempt_t  *a;
 
-    if (!ctx->conf->response_headers || ctx->tries == 0) {
+    if (!ctx->conf->response_headers) {
+        return NGX_OK;
+    }
+
+    cache = ngx_http_llm_fallback_cache_status(ctx);
+
+    if (cache
+        && ngx_http_llm_fallback_add_header(r, "X-LLM-Cache", cache) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* a cache HIT has a result without any attempt */
+
+    if (ctx->tries == 0 && !ctx->has_result) {
         return NGX_OK;
     }
 

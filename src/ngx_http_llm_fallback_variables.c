@@ -133,6 +133,7 @@ ngx_http_llm_fallback_variable(ngx_http_request_t *r,
                    ctx->has_result ? (ngx_int_t) ctx->ttft : -1);
 
     default: /* NGX_HTTP_LLM_FALLBACK_VAR_CACHE_STATUS */
+        s = ngx_http_llm_fallback_cache_status(ctx);
         break;
     }
 

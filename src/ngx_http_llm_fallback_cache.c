@@ -1,0 +1,837 @@
+
+/*
+ * Copyright (C) The ngx_http_llm_fallback_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <openssl/sha.h>
+#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_redis.h"
+
+
+/*
+ * The response cache (DESIGN 6).
+ *
+ * Key: prefix "v1:" hex(SHA-256(canonical request, chain, scope)), where
+ * the canonical request is the client's JSON without "stream" and
+ * "stream_options", keys sorted, compact; the chain is the providers'
+ * names and the scope is the llm_cache_key value.  The parts are length
+ * prefixed, so that no two different inputs hash the same bytes.
+ *
+ * Value: {"completion":{...},"provider":"p","model":"m","stored":MS},
+ * "stored" in milliseconds since the epoch; Redis keeps it ttl + stale.
+ * An entry younger than ttl is a HIT; between ttl and ttl + stale it is
+ * kept aside and served (STALE) only when every attempt failed.
+ */
+
+
+#define NGX_HTTP_LLM_FALLBACK_CACHE_NONE    0
+#define NGX_HTTP_LLM_FALLBACK_CACHE_HIT     1
+#define NGX_HTTP_LLM_FALLBACK_CACHE_MISS    2
+#define NGX_HTTP_LLM_FALLBACK_CACHE_STALE   3
+#define NGX_HTTP_LLM_FALLBACK_CACHE_BYPASS  4
+#define NGX_HTTP_LLM_FALLBACK_CACHE_ERROR   5
+
+#define NGX_HTTP_LLM_FALLBACK_CACHE_VERSION  "v1:"
+
+#define NGX_HTTP_LLM_FALLBACK_CACHE_KEY_FLAGS  (JSON_COMPACT|JSON_SORT_KEYS)
+
+
+struct ngx_http_llm_fallback_cache_conf_s {
+    ngx_http_llm_fallback_redis_server_t  *server;
+    ngx_msec_t                             ttl;
+    ngx_msec_t                             stale;
+    ngx_msec_t                             timeout;
+    ngx_str_t                              prefix;
+};
+
+
+struct ngx_http_llm_fallback_cache_ctx_s {
+    ngx_http_llm_fallback_cache_conf_t    *conf;
+    ngx_http_llm_fallback_ctx_t           *ctx;
+    ngx_str_t                              key;
+    ngx_uint_t                             status;
+
+    /* an entry past ttl, kept for stale-if-error */
+    json_t                                *entry;
+    int64_t                                stored;
+
+    ngx_http_llm_fallback_redis_op_t       op;
+
+    unsigned                               no_store:1;
+};
+
+
+static ngx_int_t ngx_http_llm_fallback_cache_key(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_cache_ctx_t *cc);
+static void ngx_http_llm_fallback_cache_control(ngx_http_request_t *r,
+    ngx_uint_t *no_cache, ngx_uint_t *no_store);
+static void ngx_http_llm_fallback_cache_resume(
+    ngx_http_llm_fallback_redis_op_t *op);
+static json_t *ngx_http_llm_fallback_cache_parse(ngx_http_request_t *r,
+    ngx_http_llm_fallback_cache_ctx_t *cc, ngx_str_t *value,
+    int64_t *stored);
+static void ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, json_t *entry, ngx_uint_t status);
+static int64_t ngx_http_llm_fallback_cache_now(void);
+
+
+static ngx_str_t  ngx_http_llm_fallback_cache_statuses[] = {
+    ngx_null_string,
+    ngx_string("HIT"),
+    ngx_string("MISS"),
+    ngx_string("STALE"),
+    ngx_string("BYPASS"),
+    ngx_string("ERROR")
+};
+
+
+static ngx_str_t  ngx_http_llm_fallback_cache_default_key =
+    ngx_string("$http_authorization");
+
+
+char *
+ngx_http_llm_fallback_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_llm_fallback_loc_conf_t *lcf = conf;
+
+    ngx_int_t                            n;
+    ngx_str_t                           *value, s, addr, password;
+    ngx_uint_t                           i, db;
+    ngx_http_llm_fallback_cache_conf_t  *cache;
+
+    if (lcf->cache != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts > 2) {
+            i = 2;
+            goto invalid;
+        }
+
+        lcf->cache = NULL;
+        return NGX_CONF_OK;
+    }
+
+    cache = ngx_pcalloc(cf->pool, sizeof(ngx_http_llm_fallback_cache_conf_t));
+    if (cache == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cache->ttl = 3600 * 1000;
+    cache->stale = 0;
+    cache->timeout = 100;
+    ngx_str_set(&cache->prefix, "llm:");
+
+    ngx_str_null(&addr);
+    ngx_str_null(&password);
+    db = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "redis=", 6) == 0) {
+            addr.len = value[i].len - 6;
+            addr.data = value[i].data + 6;
+
+            if (addr.len == 0) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (n == NGX_ERROR || n > 65535) {
+                goto invalid;
+            }
+
+            db = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            password.len = value[i].len - 9;
+            password.data = value[i].data + 9;
+
+            if (password.len == 0) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
+            s.len = value[i].len - 4;
+            s.data = value[i].data + 4;
+
+            cache->ttl = ngx_parse_time(&s, 0);
+            if (cache->ttl == (ngx_msec_t) NGX_ERROR || cache->ttl == 0) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "stale=", 6) == 0) {
+            s.len = value[i].len - 6;
+            s.data = value[i].data + 6;
+
+            cache->stale = ngx_parse_time(&s, 0);
+            if (cache->stale == (ngx_msec_t) NGX_ERROR) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.len = value[i].len - 8;
+            s.data = value[i].data + 8;
+
+            cache->timeout = ngx_parse_time(&s, 0);
+            if (cache->timeout == (ngx_msec_t) NGX_ERROR
+                || cache->timeout == 0)
+            {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "prefix=", 7) == 0) {
+            cache->prefix.len = value[i].len - 7;
+            cache->prefix.data = value[i].data + 7;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (addr.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"llm_cache\" must have \"redis=\" parameter");
+        return NGX_CONF_ERROR;
+    }
+
+    cache->server = ngx_http_llm_fallback_redis_add(cf, &addr, db, &password,
+                                                    cache->timeout);
+    if (cache->server == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->cache = cache;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    /* the value of password= is not repeated in the log */
+
+    if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"password=\" of \"llm_cache\"");
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" of \"llm_cache\"", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+char *
+ngx_http_llm_fallback_cache_merge(ngx_conf_t *cf,
+    ngx_http_llm_fallback_loc_conf_t *prev,
+    ngx_http_llm_fallback_loc_conf_t *conf)
+{
+    ngx_http_compile_complex_value_t  ccv;
+
+    ngx_conf_merge_ptr_value(conf->cache, prev->cache, NULL);
+    ngx_conf_merge_ptr_value(conf->cache_bypass, prev->cache_bypass, NULL);
+
+    if (conf->cache_key == NULL) {
+
+        if (prev->cache_key == NULL) {
+            prev->cache_key = ngx_palloc(cf->pool,
+                                         sizeof(ngx_http_complex_value_t));
+            if (prev->cache_key == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+            ccv.cf = cf;
+            ccv.value = &ngx_http_llm_fallback_cache_default_key;
+            ccv.complex_value = prev->cache_key;
+
+            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        conf->cache_key = prev->cache_key;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * NGX_AGAIN: Redis was asked, the request resumes by itself;
+ * NGX_DECLINED: go on with the providers (no cache, bypass, Redis down)
+ */
+
+ngx_int_t
+ngx_http_llm_fallback_cache_lookup(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx)
+{
+    ngx_int_t                            rc;
+    ngx_uint_t                           no_cache, no_store;
+    ngx_http_llm_fallback_cache_ctx_t   *cc;
+    ngx_http_llm_fallback_cache_conf_t  *conf;
+    ngx_http_llm_fallback_redis_op_t    *op;
+
+    conf = ctx->conf->cache;
+
+    if (conf == NULL) {
+        return NGX_DECLINED;
+    }
+
+    cc = ngx_pcalloc(r->pool, sizeof(ngx_http_llm_fallback_cache_ctx_t));
+    if (cc == NULL) {
+        return NGX_ERROR;
+    }
+
+    cc->conf = conf;
+    cc->ctx = ctx;
+    ctx->cache = cc;
+
+    ngx_http_llm_fallback_cache_control(r, &no_cache, &no_store);
+
+    if (no_store) {
+        cc->no_store = 1;
+        cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_BYPASS;
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_llm_fallback_cache_key(r, ctx, cc) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (no_cache) {
+        cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_BYPASS;
+        return NGX_DECLINED;
+    }
+
+    if (ctx->conf->cache_bypass) {
+        switch (ngx_http_test_predicates(r, ctx->conf->cache_bypass)) {
+
+        case NGX_ERROR:
+            return NGX_ERROR;
+
+        case NGX_DECLINED:
+            cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_BYPASS;
+            return NGX_DECLINED;
+
+        default: /* NGX_OK */
+            break;
+        }
+    }
+
+    op = &cc->op;
+
+    op->request = r;
+    op->server = conf->server;
+    op->handler = ngx_http_llm_fallback_cache_resume;
+    op->data = cc;
+
+    rc = ngx_http_llm_fallback_redis_get(op, &cc->key, conf->timeout);
+
+    if (rc == NGX_AGAIN) {
+        return NGX_AGAIN;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llm cache: redis %V is not available",
+                   &conf->server->name);
+
+    cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_ERROR;
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_llm_fallback_cache_resume(ngx_http_llm_fallback_redis_op_t *op)
+{
+    json_t                             *entry;
+    int64_t                             age, stored;
+    ngx_http_request_t                 *r;
+    ngx_http_llm_fallback_ctx_t        *ctx;
+    ngx_http_llm_fallback_cache_ctx_t  *cc;
+
+    cc = op->data;
+    ctx = cc->ctx;
+    r = op->request;
+
+    switch (op->rc) {
+
+    case NGX_OK:
+        cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_MISS;
+
+        entry = ngx_http_llm_fallback_cache_parse(r, cc, &op->value,
+                                                  &stored);
+        if (entry == NULL) {
+            break;
+        }
+
+        age = ngx_http_llm_fallback_cache_now() - stored;
+
+        if (age < (int64_t) cc->conf->ttl) {
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "llm cache: HIT \"%V\", age %L ms", &cc->key, age);
+
+            ngx_http_llm_fallback_cache_serve(r, ctx, entry,
+                                             NGX_HTTP_LLM_FALLBACK_CACHE_HIT);
+            return;
+        }
+
+        if (age < (int64_t) (cc->conf->ttl + cc->conf->stale)) {
+            cc->entry = entry;
+            cc->stored = stored;
+        }
+
+        break;
+
+    case NGX_DECLINED:
+        cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_MISS;
+        break;
+
+    default: /* NGX_ERROR */
+        cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_ERROR;
+        break;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llm cache: %V \"%V\"",
+                   &ngx_http_llm_fallback_cache_statuses[cc->status],
+                   &cc->key);
+
+    ngx_http_llm_fallback_next(r, ctx);
+}
+
+
+/*
+ * Stores a complete, successful answer: called before it is sent.
+ * Fire and forget: a failure is logged and costs the client nothing.
+ */
+
+void
+ngx_http_llm_fallback_cache_store(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx)
+{
+    json_t                             *entry, *completion;
+    ngx_str_t                           value, *name, *model;
+    json_error_t                        jerr;
+    ngx_http_llm_fallback_cache_ctx_t  *cc;
+
+    cc = ctx->cache;
+
+    if (cc == NULL
+        || cc->no_store
+        || cc->key.len == 0
+        || cc->status == NGX_HTTP_LLM_FALLBACK_CACHE_HIT
+        || cc->status == NGX_HTTP_LLM_FALLBACK_CACHE_STALE
+        || !ctx->has_result
+        || ctx->served == NULL)
+    {
+        return;
+    }
+
+    completion = ctx->result.json;
+
+    if (completion == NULL) {
+        completion = json_loadb((char *) ctx->result.body.data,
+                                ctx->result.body.len, 0, &jerr);
+        if (completion == NULL) {
+            return;
+        }
+
+        if (ngx_http_llm_fallback_json_keep(r->pool, completion) != NGX_OK) {
+            json_decref(completion);
+            return;
+        }
+    }
+
+    name = &ctx->served->name;
+    model = &ctx->result.model;
+
+    entry = json_pack("{s:O,s:s%,s:s%,s:I}",
+                      "completion", completion,
+                      "provider", name->data, name->len,
+                      "model", model->len ? (char *) model->data : "",
+                      model->len,
+                      "stored",
+                      (json_int_t) ngx_http_llm_fallback_cache_now());
+    if (entry == NULL) {
+        return;
+    }
+
+    if (ngx_http_llm_fallback_dump(r->pool, entry, &value) != NGX_OK) {
+        json_decref(entry);
+        return;
+    }
+
+    json_decref(entry);
+
+    if (ngx_http_llm_fallback_redis_set(cc->conf->server, &cc->key, &value,
+                                        cc->conf->ttl + cc->conf->stale,
+                                        r->connection->log)
+        != NGX_OK)
+    {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llm cache: not stored, redis %V is not available",
+                       &cc->conf->server->name);
+    }
+}
+
+
+/*
+ * Stale-if-error: every attempt failed (or every provider is open).
+ * NGX_OK: a stale entry was served and the request finalized;
+ * NGX_DECLINED: there is none, send the error.
+ */
+
+ngx_int_t
+ngx_http_llm_fallback_cache_stale(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx)
+{
+    int64_t                             age;
+    ngx_http_llm_fallback_cache_ctx_t  *cc;
+
+    cc = ctx->cache;
+
+    if (cc == NULL || cc->entry == NULL) {
+        return NGX_DECLINED;
+    }
+
+    age = ngx_http_llm_fallback_cache_now() - cc->stored;
+
+    if (age >= (int64_t) (cc->conf->ttl + cc->conf->stale)) {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "llm cache: every provider failed (%V), serving a stale "
+                  "answer stored %L ms ago",
+                  ngx_http_llm_fallback_reasons(ctx), age);
+
+    ngx_http_llm_fallback_cache_serve(r, ctx, cc->entry,
+                                      NGX_HTTP_LLM_FALLBACK_CACHE_STALE);
+
+    return NGX_OK;
+}
+
+
+ngx_str_t *
+ngx_http_llm_fallback_cache_status(ngx_http_llm_fallback_ctx_t *ctx)
+{
+    if (ctx->cache == NULL
+        || ctx->cache->status == NGX_HTTP_LLM_FALLBACK_CACHE_NONE)
+    {
+        return NULL;
+    }
+
+    return &ngx_http_llm_fallback_cache_statuses[ctx->cache->status];
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_cache_key(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_cache_ctx_t *cc)
+{
+    u_char      *buf, *p, md[SHA256_DIGEST_LENGTH];
+    size_t       size, len;
+    json_t      *canon;
+    ngx_str_t    scope, *name;
+    ngx_uint_t   i;
+
+    if (ngx_http_complex_value(r, ctx->conf->cache_key, &scope) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* a shallow copy: the request itself is left as it is */
+
+    canon = json_copy(ctx->json);
+    if (canon == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) json_object_del(canon, "stream");
+    (void) json_object_del(canon, "stream_options");
+
+    size = json_dumpb(canon, NULL, 0, NGX_HTTP_LLM_FALLBACK_CACHE_KEY_FLAGS);
+    if (size == 0) {
+        json_decref(canon);
+        return NGX_ERROR;
+    }
+
+    len = size + sizeof("\ns:") - 1 + NGX_SIZE_T_LEN + scope.len;
+
+    for (i = 0; i < ctx->nchain; i++) {
+        len += sizeof("\np:") - 1 + NGX_SIZE_T_LEN + ctx->chain[i]->name.len;
+    }
+
+    buf = ngx_pnalloc(r->pool, len);
+    if (buf == NULL) {
+        json_decref(canon);
+        return NGX_ERROR;
+    }
+
+    if (json_dumpb(canon, (char *) buf, size,
+                   NGX_HTTP_LLM_FALLBACK_CACHE_KEY_FLAGS)
+        != size)
+    {
+        json_decref(canon);
+        return NGX_ERROR;
+    }
+
+    json_decref(canon);
+
+    p = buf + size;
+
+    for (i = 0; i < ctx->nchain; i++) {
+        name = &ctx->chain[i]->name;
+        p = ngx_sprintf(p, "\np%uz:%V", name->len, name);
+    }
+
+    p = ngx_sprintf(p, "\ns%uz:%V", scope.len, &scope);
+
+    SHA256(buf, p - buf, md);
+
+    cc->key.len = cc->conf->prefix.len
+                  + sizeof(NGX_HTTP_LLM_FALLBACK_CACHE_VERSION) - 1
+                  + 2 * SHA256_DIGEST_LENGTH;
+
+    cc->key.data = ngx_pnalloc(r->pool, cc->key.len);
+    if (cc->key.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(cc->key.data, cc->conf->prefix.data, cc->conf->prefix.len);
+    p = ngx_cpymem(p, NGX_HTTP_LLM_FALLBACK_CACHE_VERSION,
+                   sizeof(NGX_HTTP_LLM_FALLBACK_CACHE_VERSION) - 1);
+    ngx_hex_dump(p, md, SHA256_DIGEST_LENGTH);
+
+    return NGX_OK;
+}
+
+
+/* the request's Cache-Control: no-cache and no-store */
+
+static void
+ngx_http_llm_fallback_cache_control(ngx_http_request_t *r,
+    ngx_uint_t *no_cache, ngx_uint_t *no_store)
+{
+    u_char           *p, *last, *start, *end;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    *no_cache = 0;
+    *no_store = 0;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof("Cache-Control") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Cache-Control",
+                               sizeof("Cache-Control") - 1)
+               != 0)
+        {
+            continue;
+        }
+
+        p = h[i].value.data;
+        last = p + h[i].value.len;
+
+        while (p < last) {
+
+            while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+                p++;
+            }
+
+            start = p;
+
+            while (p < last && *p != ',') {
+                p++;
+            }
+
+            end = p;
+
+            while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+                end--;
+            }
+
+            if (end - start == sizeof("no-cache") - 1
+                && ngx_strncasecmp(start, (u_char *) "no-cache",
+                                   sizeof("no-cache") - 1)
+                   == 0)
+            {
+                *no_cache = 1;
+
+            } else if (end - start == sizeof("no-store") - 1
+                       && ngx_strncasecmp(start, (u_char *) "no-store",
+                                          sizeof("no-store") - 1)
+                          == 0)
+            {
+                *no_store = 1;
+            }
+        }
+    }
+}
+
+
+/* a stored entry, parsed and tied to the request's pool */
+
+static json_t *
+ngx_http_llm_fallback_cache_parse(ngx_http_request_t *r,
+    ngx_http_llm_fallback_cache_ctx_t *cc, ngx_str_t *value, int64_t *stored)
+{
+    json_t        *entry, *v;
+    json_error_t   jerr;
+
+    entry = json_loadb((char *) value->data, value->len, 0, &jerr);
+
+    if (entry == NULL) {
+        goto invalid;
+    }
+
+    if (ngx_http_llm_fallback_json_keep(r->pool, entry) != NGX_OK) {
+        json_decref(entry);
+        return NULL;
+    }
+
+    if (!json_is_object(json_object_get(entry, "completion"))
+        || !json_is_string(json_object_get(entry, "provider"))
+        || json_string_length(json_object_get(entry, "provider")) == 0)
+    {
+        goto invalid;
+    }
+
+    v = json_object_get(entry, "stored");
+
+    if (!json_is_integer(v)) {
+        goto invalid;
+    }
+
+    *stored = json_integer_value(v);
+
+    return entry;
+
+invalid:
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "llm cache: ignored an invalid entry \"%V\"", &cc->key);
+
+    return NULL;
+}
+
+
+/* answers from an entry: no attempt is made */
+
+static void
+ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, json_t *entry, ngx_uint_t status)
+{
+    json_t                             *completion, *v;
+    ngx_str_t                           name;
+    ngx_http_llm_fallback_provider_t   *p;
+    ngx_http_llm_fallback_main_conf_t  *lmcf;
+
+    completion = json_object_get(entry, "completion");
+
+    if (ngx_http_llm_fallback_dump(r->pool, completion, &ctx->result.body)
+        != NGX_OK)
+    {
+        ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->result.json = completion;
+
+    v = json_object_get(entry, "model");
+
+    if (!json_is_string(v)) {
+        v = json_object_get(completion, "model");
+    }
+
+    if (json_is_string(v)) {
+        ctx->result.model.data = (u_char *) json_string_value(v);
+        ctx->result.model.len = json_string_length(v);
+    }
+
+    /*
+     * the provider that produced the entry; one that is no longer
+     * configured is reported by name only
+     */
+
+    v = json_object_get(entry, "provider");
+
+    name.data = (u_char *) json_string_value(v);
+    name.len = json_string_length(v);
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llm_fallback_module);
+
+    p = ngx_http_llm_fallback_find_provider(lmcf, name.data, name.len);
+
+    if (p == NULL) {
+        p = ngx_pcalloc(r->pool, sizeof(ngx_http_llm_fallback_provider_t));
+        if (p == NULL) {
+            ngx_http_llm_fallback_finish(r, ctx,
+                                         NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        p->name = name;
+    }
+
+    ctx->served = p;
+    ctx->has_result = 1;
+    ctx->ttft = ngx_current_msec - ctx->start;
+    ctx->cache->status = status;
+
+    ngx_http_llm_fallback_finish(r, ctx,
+                                 ngx_http_llm_fallback_send_result(r, ctx));
+}
+
+
+static int64_t
+ngx_http_llm_fallback_cache_now(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (int64_t) tp->sec * 1000 + tp->msec;
+}
