@@ -186,6 +186,8 @@ BEGIN {
 }
 
 END {
+    local $?;
+
     if ($$ == $owner) {
         redis_stop($_, kill => 1) for keys %servers;
     }
