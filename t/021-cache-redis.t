@@ -36,6 +36,9 @@ sub node {
     my (%o) = @_;
     my $target = $o{fail} ? '503' : 'ok';
 
+    # valgrind slows nginx down more than the default 100ms allows
+    $o{cache} .= ' timeout=2s' if $slow > 1 && $o{cache} !~ /timeout=/;
+
     return LLMNginx->new(http => <<"END");
     llm_provider ok uri=/_llm/ok;
 
@@ -105,7 +108,7 @@ sub no_crash {
 subtest 'Redis absent at start, then started: the cache works without a reload'
 => sub {
     my $port = LLMRedis::free_port();
-    my $n = node(redis => $port, cache => 'timeout=200ms');
+    my $n = node(redis => $port, cache => 'timeout=' . 200 * $slow . 'ms');
 
     my $r = $n->request;
     is($r->{status}, 200, 'answered while Redis is absent');
@@ -169,7 +172,7 @@ subtest 'Redis absent at start, then started: the cache works without a reload'
 subtest 'Redis hung (DEBUG SLEEP): requests are answered within timeout=, '
       . 'the cache comes back' => sub {
     my $port = redis_start();
-    my $n = node(redis => $port, cache => 'timeout=200ms');
+    my $n = node(redis => $port, cache => 'timeout=' . 200 * $slow . 'ms');
 
     my $r = $n->request;
     is(cache_of($r), 'MISS', 'MISS');
@@ -337,7 +340,7 @@ subtest 'a client that goes away while its lookup is pending' => sub {
     # the lookup times out, and the connection is closed, after the client
     # has gone
 
-    my $m = node(redis => $port, cache => 'timeout=300ms');
+    my $m = node(redis => $port, cache => 'timeout=' . 300 * $slow . 'ms');
 
     $sleeper = redis_send($port, 'DEBUG', 'SLEEP', 1);
     sleep 0.1;
