@@ -266,6 +266,43 @@ subtest 'two nginx nodes share one Redis' => sub {
 };
 
 
+subtest 'reload: new workers connect again, old ones close their connection'
+=> sub {
+    plan skip_all => 'no master process under valgrind'
+        if $ENV{TEST_NGINX_USE_VALGRIND};
+
+    my $port = $ENV{TEST_NGINX_REDIS_PORT};
+    redis_cmd('FLUSHALL');
+
+    my $n = node(redis => $port, cache => '');
+
+    my $r = $n->request;
+    is(cache_of($r), 'MISS', 'MISS');
+
+    kill 'HUP', $n->master_pid;
+
+    my $hit;
+    for (1 .. 50) {
+        sleep 0.1;
+        $r = $n->request;
+        $hit = cache_of($r) eq 'HIT' && $n->error_log =~ /gracefully shutting down/;
+        last if $hit;
+    }
+
+    ok($hit, 'HIT after the reload');
+
+    for (1 .. 50) {
+        last if $n->error_log =~ /exiting/;
+        sleep 0.1;
+    }
+
+    unlike($n->error_log, qr/open socket/, 'no socket left open by old workers');
+
+    no_crash($n, 'reload');
+    $n->stop;
+};
+
+
 subtest 'the key and the value are as documented' => sub {
     my $port = $ENV{TEST_NGINX_REDIS_PORT};
     redis_cmd('FLUSHALL');
