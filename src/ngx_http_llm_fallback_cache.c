@@ -21,10 +21,17 @@
  * names and the scope is the llm_cache_key value.  The parts are length
  * prefixed, so that no two different inputs hash the same bytes.
  *
- * Value: {"completion":{...},"provider":"p","model":"m","stored":MS},
- * "stored" in milliseconds since the epoch; Redis keeps it ttl + stale.
- * An entry younger than ttl is a HIT; between ttl and ttl + stale it is
- * kept aside and served (STALE) only when every attempt failed.
+ * Value: {"provider":"p","model":"m","stored":MS,"completion":{...}},
+ * "stored" in milliseconds since the epoch, "completion" the answer's
+ * bytes as they were sent; Redis keeps it ttl + stale.  An entry younger
+ * than ttl is a HIT; between ttl and ttl + stale it is kept aside and
+ * served (STALE) only when every attempt failed.
+ *
+ * A HIT is on the hot path: the entry is not parsed into jansson objects
+ * (that would cost more than the whole proxy_pass it replaces).  Its
+ * top-level fields are scanned in place, bounds-checked, and the
+ * completion's bytes are sent as they are; only a "stream" request has
+ * them parsed, for the replay.
  */
 
 
@@ -39,6 +46,9 @@
 
 #define NGX_HTTP_LLM_FALLBACK_CACHE_KEY_FLAGS  (JSON_COMPACT|JSON_SORT_KEYS)
 
+#define NGX_HTTP_LLM_FALLBACK_CACHE_WS(c)                                     \
+    ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
+
 
 struct ngx_http_llm_fallback_cache_conf_s {
     ngx_http_llm_fallback_redis_server_t  *server;
@@ -49,6 +59,14 @@ struct ngx_http_llm_fallback_cache_conf_s {
 };
 
 
+typedef struct {
+    ngx_str_t                              completion;
+    ngx_str_t                              provider;
+    ngx_str_t                              model;
+    int64_t                                stored;
+} ngx_http_llm_fallback_cache_entry_t;
+
+
 struct ngx_http_llm_fallback_cache_ctx_s {
     ngx_http_llm_fallback_cache_conf_t    *conf;
     ngx_http_llm_fallback_ctx_t           *ctx;
@@ -56,11 +74,11 @@ struct ngx_http_llm_fallback_cache_ctx_s {
     ngx_uint_t                             status;
 
     /* an entry past ttl, kept for stale-if-error */
-    json_t                                *entry;
-    int64_t                                stored;
+    ngx_http_llm_fallback_cache_entry_t    stale;
 
     ngx_http_llm_fallback_redis_op_t       op;
 
+    unsigned                               has_stale:1;
     unsigned                               no_store:1;
 };
 
@@ -71,11 +89,17 @@ static void ngx_http_llm_fallback_cache_control(ngx_http_request_t *r,
     ngx_uint_t *no_cache, ngx_uint_t *no_store);
 static void ngx_http_llm_fallback_cache_resume(
     ngx_http_llm_fallback_redis_op_t *op);
-static json_t *ngx_http_llm_fallback_cache_parse(ngx_http_request_t *r,
+static ngx_int_t ngx_http_llm_fallback_cache_parse(ngx_http_request_t *r,
     ngx_http_llm_fallback_cache_ctx_t *cc, ngx_str_t *value,
-    int64_t *stored);
-static void ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx, json_t *entry, ngx_uint_t status);
+    ngx_http_llm_fallback_cache_entry_t *entry);
+static u_char *ngx_http_llm_fallback_cache_skip(u_char *p, u_char *last);
+static u_char *ngx_http_llm_fallback_cache_skip_string(u_char *p,
+    u_char *last);
+static ngx_int_t ngx_http_llm_fallback_cache_string(ngx_http_request_t *r,
+    u_char *start, u_char *end, ngx_str_t *out);
+static ngx_int_t ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx,
+    ngx_http_llm_fallback_cache_entry_t *entry, ngx_uint_t status);
 static int64_t ngx_http_llm_fallback_cache_now(void);
 
 
@@ -372,11 +396,12 @@ ngx_http_llm_fallback_cache_lookup(ngx_http_request_t *r,
 static void
 ngx_http_llm_fallback_cache_resume(ngx_http_llm_fallback_redis_op_t *op)
 {
-    json_t                             *entry;
-    int64_t                             age, stored;
-    ngx_http_request_t                 *r;
-    ngx_http_llm_fallback_ctx_t        *ctx;
-    ngx_http_llm_fallback_cache_ctx_t  *cc;
+    int64_t                               age;
+    ngx_int_t                             rc;
+    ngx_http_request_t                   *r;
+    ngx_http_llm_fallback_ctx_t          *ctx;
+    ngx_http_llm_fallback_cache_ctx_t    *cc;
+    ngx_http_llm_fallback_cache_entry_t   entry;
 
     cc = op->data;
     ctx = cc->ctx;
@@ -387,26 +412,37 @@ ngx_http_llm_fallback_cache_resume(ngx_http_llm_fallback_redis_op_t *op)
     case NGX_OK:
         cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_MISS;
 
-        entry = ngx_http_llm_fallback_cache_parse(r, cc, &op->value,
-                                                  &stored);
-        if (entry == NULL) {
+        rc = ngx_http_llm_fallback_cache_parse(r, cc, &op->value, &entry);
+
+        if (rc == NGX_ERROR) {
+            ngx_http_llm_fallback_finish(r, ctx,
+                                         NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        if (rc != NGX_OK) {
             break;
         }
 
-        age = ngx_http_llm_fallback_cache_now() - stored;
+        age = ngx_http_llm_fallback_cache_now() - entry.stored;
 
         if (age < (int64_t) cc->conf->ttl) {
             ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "llm cache: HIT \"%V\", age %L ms", &cc->key, age);
 
-            ngx_http_llm_fallback_cache_serve(r, ctx, entry,
-                                             NGX_HTTP_LLM_FALLBACK_CACHE_HIT);
-            return;
+            if (ngx_http_llm_fallback_cache_serve(r, ctx, &entry,
+                                              NGX_HTTP_LLM_FALLBACK_CACHE_HIT)
+                == NGX_OK)
+            {
+                return;
+            }
+
+            break;
         }
 
         if (age < (int64_t) (cc->conf->ttl + cc->conf->stale)) {
-            cc->entry = entry;
-            cc->stored = stored;
+            cc->stale = entry;
+            cc->has_stale = 1;
         }
 
         break;
@@ -438,9 +474,10 @@ void
 ngx_http_llm_fallback_cache_store(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx)
 {
-    json_t                             *entry, *completion;
-    ngx_str_t                           value, *name, *model;
-    json_error_t                        jerr;
+    u_char                             *p;
+    size_t                              size;
+    json_t                             *meta;
+    ngx_str_t                           value, *name, *model, *body;
     ngx_http_llm_fallback_cache_ctx_t  *cc;
 
     cc = ctx->cache;
@@ -451,46 +488,50 @@ ngx_http_llm_fallback_cache_store(ngx_http_request_t *r,
         || cc->status == NGX_HTTP_LLM_FALLBACK_CACHE_HIT
         || cc->status == NGX_HTTP_LLM_FALLBACK_CACHE_STALE
         || !ctx->has_result
-        || ctx->served == NULL)
+        || ctx->served == NULL
+        || ctx->result.body.len == 0)
     {
         return;
     }
 
-    completion = ctx->result.json;
-
-    if (completion == NULL) {
-        completion = json_loadb((char *) ctx->result.body.data,
-                                ctx->result.body.len, 0, &jerr);
-        if (completion == NULL) {
-            return;
-        }
-
-        if (ngx_http_llm_fallback_json_keep(r->pool, completion) != NGX_OK) {
-            json_decref(completion);
-            return;
-        }
-    }
-
     name = &ctx->served->name;
     model = &ctx->result.model;
+    body = &ctx->result.body;
 
-    entry = json_pack("{s:O,s:s%,s:s%,s:I}",
-                      "completion", completion,
-                      "provider", name->data, name->len,
-                      "model", model->len ? (char *) model->data : "",
-                      model->len,
-                      "stored",
-                      (json_int_t) ngx_http_llm_fallback_cache_now());
-    if (entry == NULL) {
+    /* {"provider":..,"model":..,"stored":..} without its "}" */
+
+    meta = json_pack("{s:s%,s:s%,s:I}",
+                     "provider", name->data, name->len,
+                     "model", model->len ? (char *) model->data : "",
+                     model->len,
+                     "stored",
+                     (json_int_t) ngx_http_llm_fallback_cache_now());
+    if (meta == NULL) {
         return;
     }
 
-    if (ngx_http_llm_fallback_dump(r->pool, entry, &value) != NGX_OK) {
-        json_decref(entry);
+    size = json_dumpb(meta, NULL, 0, JSON_COMPACT);
+
+    value.len = size + sizeof(",\"completion\":}") - 1 + body->len;
+    value.data = ngx_pnalloc(r->pool, value.len);
+
+    if (size < 2 || value.data == NULL
+        || json_dumpb(meta, (char *) value.data, size, JSON_COMPACT) != size)
+    {
+        json_decref(meta);
         return;
     }
 
-    json_decref(entry);
+    json_decref(meta);
+
+    /* the completion's bytes, as the client got them */
+
+    p = value.data + size - 1;
+    p = ngx_cpymem(p, ",\"completion\":", sizeof(",\"completion\":") - 1);
+    p = ngx_cpymem(p, body->data, body->len);
+    *p++ = '}';
+
+    value.len = p - value.data;
 
     if (ngx_http_llm_fallback_redis_set(cc->conf->server, &cc->key, &value,
                                         cc->conf->ttl + cc->conf->stale,
@@ -519,11 +560,11 @@ ngx_http_llm_fallback_cache_stale(ngx_http_request_t *r,
 
     cc = ctx->cache;
 
-    if (cc == NULL || cc->entry == NULL) {
+    if (cc == NULL || !cc->has_stale) {
         return NGX_DECLINED;
     }
 
-    age = ngx_http_llm_fallback_cache_now() - cc->stored;
+    age = ngx_http_llm_fallback_cache_now() - cc->stale.stored;
 
     if (age >= (int64_t) (cc->conf->ttl + cc->conf->stale)) {
         return NGX_DECLINED;
@@ -534,10 +575,10 @@ ngx_http_llm_fallback_cache_stale(ngx_http_request_t *r,
                   "answer stored %L ms ago",
                   ngx_http_llm_fallback_reasons(ctx), age);
 
-    ngx_http_llm_fallback_cache_serve(r, ctx, cc->entry,
-                                      NGX_HTTP_LLM_FALLBACK_CACHE_STALE);
+    cc->has_stale = 0;
 
-    return NGX_OK;
+    return ngx_http_llm_fallback_cache_serve(r, ctx, &cc->stale,
+                                           NGX_HTTP_LLM_FALLBACK_CACHE_STALE);
 }
 
 
@@ -559,7 +600,7 @@ ngx_http_llm_fallback_cache_key(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_cache_ctx_t *cc)
 {
     u_char      *buf, *p, md[SHA256_DIGEST_LENGTH];
-    size_t       size, len;
+    size_t       size, len, extra;
     json_t      *canon;
     ngx_str_t    scope, *name;
     ngx_uint_t   i;
@@ -578,33 +619,47 @@ ngx_http_llm_fallback_cache_key(ngx_http_request_t *r,
     (void) json_object_del(canon, "stream");
     (void) json_object_del(canon, "stream_options");
 
-    size = json_dumpb(canon, NULL, 0, NGX_HTTP_LLM_FALLBACK_CACHE_KEY_FLAGS);
-    if (size == 0) {
-        json_decref(canon);
-        return NGX_ERROR;
-    }
+    /*
+     * the compact form is rarely longer than the client's body: dump once
+     * into a buffer of that size, twice only when it did not fit
+     */
 
-    len = size + sizeof("\ns:") - 1 + NGX_SIZE_T_LEN + scope.len;
+    extra = sizeof("\ns:") - 1 + NGX_SIZE_T_LEN + scope.len;
 
     for (i = 0; i < ctx->nchain; i++) {
-        len += sizeof("\np:") - 1 + NGX_SIZE_T_LEN + ctx->chain[i]->name.len;
+        extra += sizeof("\np:") - 1 + NGX_SIZE_T_LEN
+                 + ctx->chain[i]->name.len;
     }
 
-    buf = ngx_pnalloc(r->pool, len);
+    len = ctx->body.len + 256;
+
+    buf = ngx_pnalloc(r->pool, len + extra);
     if (buf == NULL) {
         json_decref(canon);
         return NGX_ERROR;
     }
 
-    if (json_dumpb(canon, (char *) buf, size,
-                   NGX_HTTP_LLM_FALLBACK_CACHE_KEY_FLAGS)
-        != size)
-    {
-        json_decref(canon);
-        return NGX_ERROR;
+    size = json_dumpb(canon, (char *) buf, len,
+                      NGX_HTTP_LLM_FALLBACK_CACHE_KEY_FLAGS);
+
+    if (size > len) {
+        len = size;
+
+        buf = ngx_pnalloc(r->pool, len + extra);
+        if (buf == NULL) {
+            json_decref(canon);
+            return NGX_ERROR;
+        }
+
+        size = json_dumpb(canon, (char *) buf, len,
+                          NGX_HTTP_LLM_FALLBACK_CACHE_KEY_FLAGS);
     }
 
     json_decref(canon);
+
+    if (size == 0 || size > len) {
+        return NGX_ERROR;
+    }
 
     p = buf + size;
 
@@ -712,109 +767,361 @@ ngx_http_llm_fallback_cache_control(ngx_http_request_t *r,
 }
 
 
-/* a stored entry, parsed and tied to the request's pool */
+/*
+ * The stored entry's top-level fields, scanned in place; the strings and
+ * the completion point into the value (r->pool).  NGX_DECLINED: the entry
+ * is not one of ours, it is logged and counts as a MISS.
+ */
 
-static json_t *
+static ngx_int_t
 ngx_http_llm_fallback_cache_parse(ngx_http_request_t *r,
-    ngx_http_llm_fallback_cache_ctx_t *cc, ngx_str_t *value, int64_t *stored)
+    ngx_http_llm_fallback_cache_ctx_t *cc, ngx_str_t *value,
+    ngx_http_llm_fallback_cache_entry_t *entry)
 {
-    json_t        *entry, *v;
-    json_error_t   jerr;
+    u_char      *p, *last, *key, *end;
+    size_t       len;
+    ngx_int_t    rc;
+    ngx_uint_t   stored;
 
-    entry = json_loadb((char *) value->data, value->len, 0, &jerr);
+    ngx_memzero(entry, sizeof(ngx_http_llm_fallback_cache_entry_t));
 
-    if (entry == NULL) {
+    p = value->data;
+    last = p + value->len;
+    stored = 0;
+
+    while (p < last && NGX_HTTP_LLM_FALLBACK_CACHE_WS(*p)) {
+        p++;
+    }
+
+    if (p == last || *p++ != '{') {
         goto invalid;
     }
 
-    if (ngx_http_llm_fallback_json_keep(r->pool, entry) != NGX_OK) {
-        json_decref(entry);
-        return NULL;
+    for ( ;; ) {
+
+        while (p < last && NGX_HTTP_LLM_FALLBACK_CACHE_WS(*p)) {
+            p++;
+        }
+
+        /* a key: ours have no escapes */
+
+        key = p;
+
+        p = ngx_http_llm_fallback_cache_skip_string(p, last);
+        if (p == NULL) {
+            goto invalid;
+        }
+
+        len = p - key;
+
+        while (p < last && NGX_HTTP_LLM_FALLBACK_CACHE_WS(*p)) {
+            p++;
+        }
+
+        if (p == last || *p++ != ':') {
+            goto invalid;
+        }
+
+        while (p < last && NGX_HTTP_LLM_FALLBACK_CACHE_WS(*p)) {
+            p++;
+        }
+
+        end = ngx_http_llm_fallback_cache_skip(p, last);
+        if (end == NULL) {
+            goto invalid;
+        }
+
+        if (len == sizeof("\"completion\"") - 1
+            && ngx_strncmp(key, "\"completion\"", len) == 0)
+        {
+            if (*p != '{') {
+                goto invalid;
+            }
+
+            entry->completion.data = p;
+            entry->completion.len = end - p;
+
+        } else if (len == sizeof("\"provider\"") - 1
+                   && ngx_strncmp(key, "\"provider\"", len) == 0)
+        {
+            rc = ngx_http_llm_fallback_cache_string(r, p, end,
+                                                    &entry->provider);
+            if (rc != NGX_OK) {
+                return rc == NGX_ERROR ? NGX_ERROR : NGX_DECLINED;
+            }
+
+        } else if (len == sizeof("\"model\"") - 1
+                   && ngx_strncmp(key, "\"model\"", len) == 0)
+        {
+            rc = ngx_http_llm_fallback_cache_string(r, p, end,
+                                                    &entry->model);
+            if (rc != NGX_OK) {
+                return rc == NGX_ERROR ? NGX_ERROR : NGX_DECLINED;
+            }
+
+        } else if (len == sizeof("\"stored\"") - 1
+                   && ngx_strncmp(key, "\"stored\"", len) == 0)
+        {
+            if (end - p > 18 || end == p) {
+                goto invalid;
+            }
+
+            for ( /* void */ ; p < end; p++) {
+                if (*p < '0' || *p > '9') {
+                    goto invalid;
+                }
+
+                stored = stored * 10 + (*p - '0');
+            }
+
+            entry->stored = (int64_t) stored;
+        }
+
+        /* other fields are skipped: later versions may add some */
+
+        p = end;
+
+        while (p < last && NGX_HTTP_LLM_FALLBACK_CACHE_WS(*p)) {
+            p++;
+        }
+
+        if (p == last) {
+            goto invalid;
+        }
+
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+
+        if (*p == '}') {
+            break;
+        }
+
+        goto invalid;
     }
 
-    if (!json_is_object(json_object_get(entry, "completion"))
-        || !json_is_string(json_object_get(entry, "provider"))
-        || json_string_length(json_object_get(entry, "provider")) == 0)
+    if (entry->completion.len == 0 || entry->provider.len == 0
+        || entry->stored == 0)
     {
         goto invalid;
     }
 
-    v = json_object_get(entry, "stored");
-
-    if (!json_is_integer(v)) {
-        goto invalid;
-    }
-
-    *stored = json_integer_value(v);
-
-    return entry;
+    return NGX_OK;
 
 invalid:
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "llm cache: ignored an invalid entry \"%V\"", &cc->key);
 
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The end of the JSON value at p, or NULL if it does not end before last:
+ * strings by their quotes and escapes, objects and arrays by their
+ * brackets, other values up to a delimiter.  The contents are not
+ * validated here.
+ */
+
+static u_char *
+ngx_http_llm_fallback_cache_skip(u_char *p, u_char *last)
+{
+    ngx_uint_t  depth;
+
+    if (p == last) {
+        return NULL;
+    }
+
+    switch (*p) {
+
+    case '"':
+        return ngx_http_llm_fallback_cache_skip_string(p, last);
+
+    case '{':
+    case '[':
+        depth = 0;
+
+        while (p < last) {
+
+            switch (*p) {
+
+            case '"':
+                p = ngx_http_llm_fallback_cache_skip_string(p, last);
+                if (p == NULL) {
+                    return NULL;
+                }
+
+                continue;
+
+            case '{':
+            case '[':
+                depth++;
+                break;
+
+            case '}':
+            case ']':
+                if (--depth == 0) {
+                    return p + 1;
+                }
+
+                break;
+            }
+
+            p++;
+        }
+
+        return NULL;
+
+    default:
+        while (p < last && *p != ',' && *p != '}' && *p != ']'
+               && !NGX_HTTP_LLM_FALLBACK_CACHE_WS(*p))
+        {
+            p++;
+        }
+
+        return p;
+    }
+}
+
+
+static u_char *
+ngx_http_llm_fallback_cache_skip_string(u_char *p, u_char *last)
+{
+    if (p == last || *p != '"') {
+        return NULL;
+    }
+
+    p++;
+
+    while (p < last) {
+
+        if (*p == '\\') {
+            if (last - p < 2) {
+                return NULL;
+            }
+
+            p += 2;
+            continue;
+        }
+
+        if (*p == '"') {
+            return p + 1;
+        }
+
+        p++;
+    }
+
     return NULL;
 }
 
 
-/* answers from an entry: no attempt is made */
+/* a JSON string token [start, end) to its value */
 
-static void
-ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx, json_t *entry, ngx_uint_t status)
+static ngx_int_t
+ngx_http_llm_fallback_cache_string(ngx_http_request_t *r, u_char *start,
+    u_char *end, ngx_str_t *out)
 {
-    json_t                             *completion, *v;
-    ngx_str_t                           name;
+    json_t        *s;
+    json_error_t   jerr;
+
+    if (end - start < 2 || *start != '"') {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_strlchr(start + 1, end - 1, '\\') == NULL) {
+        out->data = start + 1;
+        out->len = end - start - 2;
+        return NGX_OK;
+    }
+
+    s = json_loadb((char *) start, end - start, JSON_DECODE_ANY, &jerr);
+
+    if (!json_is_string(s)) {
+        json_decref(s);
+        return NGX_DECLINED;
+    }
+
+    out->len = json_string_length(s);
+    out->data = ngx_pnalloc(r->pool, out->len);
+
+    if (out->data == NULL) {
+        json_decref(s);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, json_string_value(s), out->len);
+
+    json_decref(s);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Answers from an entry, without any attempt, and finalizes the request.
+ * NGX_DECLINED: the completion is not valid JSON (a stream replay needs
+ * it parsed), nothing was sent.
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx,
+    ngx_http_llm_fallback_cache_entry_t *entry, ngx_uint_t status)
+{
+    json_t                             *completion;
+    json_error_t                        jerr;
     ngx_http_llm_fallback_provider_t   *p;
     ngx_http_llm_fallback_main_conf_t  *lmcf;
 
-    completion = json_object_get(entry, "completion");
+    completion = NULL;
 
-    if (ngx_http_llm_fallback_dump(r->pool, completion, &ctx->result.body)
-        != NGX_OK)
-    {
-        ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
+    if (ctx->stream) {
+        completion = json_loadb((char *) entry->completion.data,
+                                entry->completion.len, 0, &jerr);
 
-    ctx->result.json = completion;
+        if (!json_is_object(completion)) {
+            json_decref(completion);
 
-    v = json_object_get(entry, "model");
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "llm cache: ignored an invalid entry \"%V\"",
+                          &ctx->cache->key);
+            return NGX_DECLINED;
+        }
 
-    if (!json_is_string(v)) {
-        v = json_object_get(completion, "model");
-    }
-
-    if (json_is_string(v)) {
-        ctx->result.model.data = (u_char *) json_string_value(v);
-        ctx->result.model.len = json_string_length(v);
+        if (ngx_http_llm_fallback_json_keep(r->pool, completion) != NGX_OK) {
+            json_decref(completion);
+            ngx_http_llm_fallback_finish(r, ctx,
+                                         NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return NGX_OK;
+        }
     }
 
     /*
-     * the provider that produced the entry; one that is no longer
-     * configured is reported by name only
+     * the provider that produced the entry; one that is not configured
+     * here (another node, a changed configuration) is reported by name
      */
-
-    v = json_object_get(entry, "provider");
-
-    name.data = (u_char *) json_string_value(v);
-    name.len = json_string_length(v);
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llm_fallback_module);
 
-    p = ngx_http_llm_fallback_find_provider(lmcf, name.data, name.len);
+    p = ngx_http_llm_fallback_find_provider(lmcf, entry->provider.data,
+                                            entry->provider.len);
 
     if (p == NULL) {
         p = ngx_pcalloc(r->pool, sizeof(ngx_http_llm_fallback_provider_t));
         if (p == NULL) {
             ngx_http_llm_fallback_finish(r, ctx,
                                          NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
+            return NGX_OK;
         }
 
-        p->name = name;
+        p->name = entry->provider;
     }
+
+    ctx->result.body = entry->completion;
+    ctx->result.json = completion;
+    ctx->result.model = entry->model;
 
     ctx->served = p;
     ctx->has_result = 1;
@@ -823,6 +1130,8 @@ ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
 
     ngx_http_llm_fallback_finish(r, ctx,
                                  ngx_http_llm_fallback_send_result(r, ctx));
+
+    return NGX_OK;
 }
 
 

@@ -61,9 +61,14 @@ struct ngx_http_llm_fallback_redis_s {
     ngx_msec_t                            backoff;
     ngx_msec_t                            retry_at;
 
+    /* writes the commands of one event loop turn at once */
+    ngx_event_t                           flush;
+
     unsigned                              ready:1;
     unsigned                              closing:1;
     unsigned                              exiting:1;
+    unsigned                              issuing:1;
+    unsigned                              want_write:1;
 };
 
 
@@ -73,6 +78,9 @@ static void ngx_http_llm_fallback_redis_close(
     ngx_http_llm_fallback_redis_t *rd);
 static void ngx_http_llm_fallback_redis_sent(
     ngx_http_llm_fallback_redis_t *rd);
+static void ngx_http_llm_fallback_redis_flush(
+    ngx_http_llm_fallback_redis_t *rd);
+static void ngx_http_llm_fallback_redis_flush_handler(ngx_event_t *ev);
 static void ngx_http_llm_fallback_redis_replied(
     ngx_http_llm_fallback_redis_t *rd, redisReply *reply);
 static ngx_http_llm_fallback_redis_token_t *
@@ -259,6 +267,10 @@ ngx_http_llm_fallback_redis_init_process(ngx_cycle_t *cycle)
         rd->pool = cycle->pool;
         rd->retry_at = ngx_current_msec;
 
+        rd->flush.handler = ngx_http_llm_fallback_redis_flush_handler;
+        rd->flush.data = rd;
+        rd->flush.log = cycle->log;
+
         /* connected lazily, on first use */
 
         sp[i]->redis = rd;
@@ -306,6 +318,7 @@ ngx_int_t
 ngx_http_llm_fallback_redis_get(ngx_http_llm_fallback_redis_op_t *op,
     ngx_str_t *key, ngx_msec_t timeout)
 {
+    int                                   rc;
     ngx_pool_cleanup_t                   *cln;
     ngx_http_request_t                   *r;
     ngx_http_llm_fallback_redis_t        *rd;
@@ -335,10 +348,15 @@ ngx_http_llm_fallback_redis_get(ngx_http_llm_fallback_redis_op_t *op,
 
     token->op = op;
 
-    if (redisAsyncCommand(rd->ac, ngx_http_llm_fallback_redis_get_done,
-                          token, "GET %b", key->data, key->len)
-        != REDIS_OK)
-    {
+    rd->issuing = 1;
+
+    rc = redisAsyncCommand(rd->ac, ngx_http_llm_fallback_redis_get_done,
+                           token, "GET %b", key->data, key->len);
+
+    rd->issuing = 0;
+
+    if (rc != REDIS_OK) {
+        rd->want_write = 0;
         ngx_http_llm_fallback_redis_free_token(rd, token);
         return NGX_ERROR;
     }
@@ -364,6 +382,8 @@ ngx_http_llm_fallback_redis_get(ngx_http_llm_fallback_redis_op_t *op,
                    "llm cache: GET \"%V\" from redis %V",
                    key, &op->server->name);
 
+    ngx_http_llm_fallback_redis_flush(rd);
+
     return NGX_AGAIN;
 }
 
@@ -372,6 +392,7 @@ ngx_int_t
 ngx_http_llm_fallback_redis_set(ngx_http_llm_fallback_redis_server_t *server,
     ngx_str_t *key, ngx_str_t *value, ngx_msec_t ttl, ngx_log_t *log)
 {
+    int                              rc;
     u_char                          *p, buf[NGX_INT_T_LEN];
     ngx_http_llm_fallback_redis_t   *rd;
 
@@ -385,11 +406,16 @@ ngx_http_llm_fallback_redis_set(ngx_http_llm_fallback_redis_server_t *server,
 
     /* fire and forget: the callback only logs a failure */
 
-    if (redisAsyncCommand(rd->ac, ngx_http_llm_fallback_redis_set_done, rd,
-                          "SET %b %b PX %b", key->data, key->len,
-                          value->data, value->len, buf, (size_t) (p - buf))
-        != REDIS_OK)
-    {
+    rd->issuing = 1;
+
+    rc = redisAsyncCommand(rd->ac, ngx_http_llm_fallback_redis_set_done, rd,
+                           "SET %b %b PX %b", key->data, key->len,
+                           value->data, value->len, buf, (size_t) (p - buf));
+
+    rd->issuing = 0;
+
+    if (rc != REDIS_OK) {
+        rd->want_write = 0;
         return NGX_ERROR;
     }
 
@@ -398,6 +424,8 @@ ngx_http_llm_fallback_redis_set(ngx_http_llm_fallback_redis_server_t *server,
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
                    "llm cache: SET \"%V\" PX %M, %uz bytes",
                    key, ttl, value->len);
+
+    ngx_http_llm_fallback_redis_flush(rd);
 
     return NGX_OK;
 }
@@ -553,6 +581,53 @@ ngx_http_llm_fallback_redis_sent(ngx_http_llm_fallback_redis_t *rd)
 }
 
 
+/*
+ * A command was appended while "issuing": it is written by a posted event
+ * at the end of this turn of the event loop, with every other command of
+ * the turn, in one write() (Redis then reads a pipeline); no epoll_ctl()
+ * pair, no extra turn.  Before the connection is up, the write event
+ * waits for it.
+ */
+
+static void
+ngx_http_llm_fallback_redis_flush(ngx_http_llm_fallback_redis_t *rd)
+{
+    if (!rd->want_write) {
+        return;
+    }
+
+    rd->want_write = 0;
+
+    if (rd->ac == NULL) {
+        return;
+    }
+
+    if (!(rd->ac->c.flags & REDIS_CONNECTED)) {
+        ngx_http_llm_fallback_redis_add_write(rd);
+        return;
+    }
+
+    if (!rd->flush.posted) {
+        ngx_post_event(&rd->flush, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_llm_fallback_redis_flush_handler(ngx_event_t *ev)
+{
+    ngx_http_llm_fallback_redis_t *rd = ev->data;
+
+    if (rd->ac == NULL) {
+        return;
+    }
+
+    /* hiredis adds the write event itself if the socket is full */
+
+    redisAsyncHandleWrite(rd->ac);
+}
+
+
 static void
 ngx_http_llm_fallback_redis_replied(ngx_http_llm_fallback_redis_t *rd,
     redisReply *reply)
@@ -677,6 +752,12 @@ ngx_http_llm_fallback_redis_add_write(void *privdata)
         return;
     }
 
+    if (rd->issuing) {
+        /* see ngx_http_llm_fallback_redis_flush() */
+        rd->want_write = 1;
+        return;
+    }
+
     wev = rd->connection->write;
 
     if (!wev->active
@@ -756,6 +837,10 @@ ngx_http_llm_fallback_redis_cleanup(void *privdata)
         ngx_free_connection(c);
 
         c->fd = (ngx_socket_t) -1;
+    }
+
+    if (rd->flush.posted) {
+        ngx_delete_posted_event(&rd->flush);
     }
 
     rd->ac->ev.data = NULL;
