@@ -452,7 +452,92 @@ LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['
 
 
 
-=== TEST 17: Cache-Control: no-cache skips the lookup and stores the answer
+=== TEST 17: an entry with escapes, white space and fields of a later version is read
+--- init
+my $now = int(Time::HiRes::time() * 1000);
+LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['p503']),
+    qq({ "v2" : [1, {"a": "}\\"]"}], "provider" : "else\\u0077here",\n)
+    . qq( "model":"m\\"1", "stored" : $now , "completion" : )
+    . LLMFake::completion('from another node') . ' }');
+--- config
+    location /chat {
+        llm_fallback_chain p503;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
+        add_header X-Model "$llm_model";
+    }
+--- request eval
+[main::chat(), main::chat('{"messages":[{"role":"user","content":"hi"}],"stream":true}')]
+--- error_code eval
+[200, 200]
+--- response_headers eval
+["X-LLM-Cache: HIT\nX-LLM-Provider: elsewhere\nX-Model: m\"1",
+ "X-LLM-Cache: HIT\nContent-Type: text/event-stream"]
+--- response_body_like eval
+[qr/^\{"id":"chatcmpl-fake",.*"content":"from another node".*\}$/,
+ qr/"content":"from another node".*data: \[DONE\]/s]
+--- no_error_log
+[error]
+[warn]
+
+
+
+=== TEST 18: entries that are not ours are ignored (MISS, logged) and replaced
+--- init
+my @bad = (
+    '{"provider":"p","stored":1700000000000,"completion":{"a":1}',
+    '{"provider":"p","stored":"1700000000000","completion":{"a":1}}',
+    '{"provider":"p","stored":1700000000000,"completion":"text"}',
+    '[1,2,3]',
+    '{"provider":"p","stored":1700000000000,"completion":{"a":"\\',
+    '{"stored":1700000000000,"completion":{"a":1}}',
+    '',
+);
+for my $i (0 .. $#bad) {
+    LLMRedis::redis_cmd('SET', LLMRedis::cache_key(
+        request => qq({"messages":[{"role":"user","content":"$i"}]}),
+        chain => ['ok']), $bad[$i]);
+}
+--- config
+    location /chat {
+        llm_fallback_chain ok;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    }
+--- request eval
+[map({ main::chat(qq({"messages":[{"role":"user","content":"$_"}]})) } 0 .. 6),
+ main::chat('{"messages":[{"role":"user","content":"3"}]}')]
+--- error_code eval
+[(200) x 8]
+--- response_headers eval
+[("X-LLM-Cache: MISS") x 7, "X-LLM-Cache: HIT"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 19: a stream request does not get a completion that is not JSON
+--- init
+my $now = int(Time::HiRes::time() * 1000);
+LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['ok']),
+    qq({"provider":"ok","model":"m","stored":$now,"completion":{"a":}}));
+--- config
+    location /chat {
+        llm_fallback_chain ok;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    }
+--- request eval
+main::chat('{"messages":[{"role":"user","content":"hi"}],"stream":true}')
+--- error_code: 200
+--- response_headers
+X-LLM-Cache: MISS
+X-LLM-Attempts: 1
+Content-Type: text/event-stream
+--- response_body_like: "content":"hello from ok".*data: \[DONE\]
+--- error_log
+llm cache: ignored an invalid entry
+
+
+
+=== TEST 20: Cache-Control: no-cache skips the lookup and stores the answer
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -477,7 +562,7 @@ LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['
 
 
 
-=== TEST 18: Cache-Control: no-store skips the lookup and the store
+=== TEST 21: Cache-Control: no-store skips the lookup and the store
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -500,7 +585,7 @@ LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['
 
 
 
-=== TEST 19: llm_cache_bypass skips the lookup and still stores
+=== TEST 22: llm_cache_bypass skips the lookup and still stores
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -524,7 +609,7 @@ LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['
 
 
 
-=== TEST 20: error responses are never stored
+=== TEST 23: error responses are never stored
 --- config
     location /chat {
         llm_fallback_chain p503;
@@ -551,7 +636,7 @@ LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['
 
 
 
-=== TEST 21: a fallback answer is stored and reported with its provider
+=== TEST 24: a fallback answer is stored and reported with its provider
 --- config
     location /chat {
         llm_fallback_chain p503 ok2;
@@ -569,7 +654,7 @@ LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['
 
 
 
-=== TEST 22: Redis refusing connections: the request is answered by the providers, status ERROR
+=== TEST 25: Redis refusing connections: the request is answered by the providers, status ERROR
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -593,7 +678,7 @@ llm cache: connect() to redis 127.0.0.1:1 failed
 
 
 
-=== TEST 23: Redis refusing connections: later requests (backing off or trying again) are answered too
+=== TEST 26: Redis refusing connections: later requests (backing off or trying again) are answered too
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -613,7 +698,7 @@ llm cache: connect() to redis 127.0.0.1:1 failed
 
 
 
-=== TEST 24: a Redis that accepts but never answers costs a request at most timeout=
+=== TEST 27: a Redis that accepts but never answers costs a request at most timeout=
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -634,7 +719,7 @@ qr/llm cache: redis 127\.0\.0\.1:\d+ timed out/
 
 
 
-=== TEST 25: a Redis that never answers: later requests too
+=== TEST 28: a Redis that never answers: later requests too
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -653,7 +738,7 @@ qr/llm cache: redis 127\.0\.0\.1:\d+ timed out/
 
 
 
-=== TEST 26: a unix socket
+=== TEST 29: a unix socket
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -670,7 +755,7 @@ qr/llm cache: redis 127\.0\.0\.1:\d+ timed out/
 
 
 
-=== TEST 27: AUTH and SELECT; two locations on one server and db share entries
+=== TEST 30: AUTH and SELECT; two locations on one server and db share entries
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -691,7 +776,7 @@ qr/llm cache: redis 127\.0\.0\.1:\d+ timed out/
 
 
 
-=== TEST 28: a wrong password: ERROR, the request is answered, the password is not logged
+=== TEST 31: a wrong password: ERROR, the request is answered, the password is not logged
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -711,7 +796,7 @@ notthesecret
 
 
 
-=== TEST 29: llm_cache off in a location, and no X-LLM-Cache without a cache
+=== TEST 32: llm_cache off in a location, and no X-LLM-Cache without a cache
 --- config
     llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
 
@@ -735,7 +820,7 @@ notthesecret
 
 
 
-=== TEST 30: prefix= separates caches; llm_response_headers off keeps the variable
+=== TEST 33: prefix= separates caches; llm_response_headers off keeps the variable
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -758,7 +843,7 @@ notthesecret
 
 
 
-=== TEST 31: a request rejected before the lookup has no cache status
+=== TEST 34: a request rejected before the lookup has no cache status
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -773,7 +858,7 @@ POST /chat
 
 
 
-=== TEST 32: llm_cache without redis=
+=== TEST 35: llm_cache without redis=
 --- config
     location /chat { llm_fallback_chain ok; llm_cache ttl=1h; }
 --- must_die
@@ -782,7 +867,7 @@ POST /chat
 
 
 
-=== TEST 33: llm_cache with a bad ttl
+=== TEST 36: llm_cache with a bad ttl
 --- config
     location /chat { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 ttl=soon; }
 --- must_die
@@ -791,7 +876,7 @@ invalid parameter "ttl=soon" of "llm_cache"
 
 
 
-=== TEST 34: llm_cache with ttl=0
+=== TEST 37: llm_cache with ttl=0
 --- config
     location /chat { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 ttl=0; }
 --- must_die
@@ -800,7 +885,7 @@ invalid parameter "ttl=0" of "llm_cache"
 
 
 
-=== TEST 35: llm_cache with an unknown parameter
+=== TEST 38: llm_cache with an unknown parameter
 --- config
     location /chat { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 size=1m; }
 --- must_die
@@ -809,7 +894,7 @@ invalid parameter "size=1m" of "llm_cache"
 
 
 
-=== TEST 36: llm_cache twice
+=== TEST 39: llm_cache twice
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -822,7 +907,7 @@ invalid parameter "size=1m" of "llm_cache"
 
 
 
-=== TEST 37: llm_cache with a bad db
+=== TEST 40: llm_cache with a bad db
 --- config
     location /chat { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 db=x; }
 --- must_die
@@ -831,7 +916,7 @@ invalid parameter "db=x" of "llm_cache"
 
 
 
-=== TEST 38: llm_cache with an invalid port
+=== TEST 41: llm_cache with an invalid port
 --- config
     location /chat2 { llm_fallback_chain ok; llm_cache redis=127.0.0.1:99999; }
 --- must_die
@@ -840,7 +925,7 @@ invalid port in "redis=127.0.0.1:99999" of "llm_cache"
 
 
 
-=== TEST 39: a bad password= is reported without its value
+=== TEST 42: a bad password= is reported without its value
 --- config
     location /chat2 { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 password=; }
 --- must_die
