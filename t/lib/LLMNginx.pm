@@ -1,0 +1,108 @@
+package LLMNginx;
+
+# A self-managed nginx for the plain Test::More scripts in t/ (several
+# workers, concurrent clients, reloads, client aborts): what one request at
+# a time under Test::Nginx cannot show. The module comes from
+# TEST_NGINX_LOAD_MODULES and the binary from TEST_NGINX_BINARY, as for the
+# Test::Nginx suites.
+
+use strict;
+use warnings;
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use Exporter 'import';
+
+our @EXPORT = qw(module_path free_port start_nginx stop_nginx
+                 wait_port error_log_lines);
+
+sub module_path {
+    my ($so) = grep { /ngx_http_llm_fallback_module\.so$/ }
+        split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} // '');
+    return $so;
+}
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0) or die $!;
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+sub wait_port {
+    my ($port) = @_;
+
+    for (1 .. 100) {
+        return 1 if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port");
+        select(undef, undef, undef, 0.05);
+    }
+
+    return 0;
+}
+
+# start_nginx(http => $text, workers => N, level => 'info'): writes a
+# configuration with the module loaded and the http{} text given, starts
+# nginx (master process on) and returns { dir, pid_file, error_log }.
+sub start_nginx {
+    my (%o) = @_;
+    my $dir = tempdir(CLEANUP => 1);
+    my $so = module_path() or die "TEST_NGINX_LOAD_MODULES: no module\n";
+    my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
+    my $workers = $o{workers} // 2;
+    my $level = $o{level} // 'info';
+
+    mkdir "$dir/$_" for qw(conf logs tmp html);
+
+    open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
+    print $fh <<"END";
+load_module $so;
+worker_processes $workers;
+master_process on;
+daemon on;
+pid $dir/logs/nginx.pid;
+error_log $dir/logs/error.log $level;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+
+$o{http}
+}
+END
+    close $fh;
+
+    system($nginx, '-p', "$dir/", '-c', "$dir/conf/nginx.conf") == 0
+        or die "cannot start nginx\n";
+
+    return { dir => $dir, pid_file => "$dir/logs/nginx.pid",
+             error_log => "$dir/logs/error.log" };
+}
+
+sub stop_nginx {
+    my ($n) = @_;
+
+    return unless $n && -f $n->{pid_file};
+
+    open my $fh, '<', $n->{pid_file} or return;
+    my $pid = <$fh>;
+    chomp $pid;
+    kill 'QUIT', $pid;
+
+    for (1 .. 50) {
+        last unless kill 0, $pid;
+        select(undef, undef, undef, 0.1);
+    }
+}
+
+sub error_log_lines {
+    my ($n, $re) = @_;
+
+    open my $fh, '<', $n->{error_log} or return ();
+    return grep { $_ =~ $re } <$fh>;
+}
+
+1;
