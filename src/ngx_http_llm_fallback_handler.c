@@ -30,6 +30,8 @@ static void ngx_http_llm_fallback_provider_error(ngx_http_request_t *r,
     ngx_uint_t status);
 static void ngx_http_llm_fallback_exhausted(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx);
+static void ngx_http_llm_fallback_timed_out(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
 static void ngx_http_llm_fallback_cleanup(void *data);
 static void ngx_http_llm_fallback_json_cleanup(void *data);
 
@@ -298,8 +300,9 @@ ngx_http_llm_fallback_runtime_chain(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ctx->chain = ngx_palloc(r->pool, NGX_HTTP_LLM_FALLBACK_MAX_CHAIN
-                                   * sizeof(ngx_http_llm_fallback_provider_t *));
+    ctx->chain = ngx_palloc(r->pool,
+                            NGX_HTTP_LLM_FALLBACK_MAX_CHAIN
+                            * sizeof(ngx_http_llm_fallback_provider_t *));
     if (ctx->chain == NULL) {
         return NGX_ERROR;
     }
@@ -368,11 +371,7 @@ ngx_http_llm_fallback_next(ngx_http_request_t *r,
     }
 
     if (ctx->deadline && ngx_current_msec >= ctx->deadline) {
-        ngx_http_llm_fallback_finish(r, ctx,
-            ngx_http_llm_fallback_send_exhausted(r, ctx,
-                NGX_HTTP_GATEWAY_TIME_OUT, "llm_timeout",
-                "The llm_fallback_timeout deadline passed before any "
-                "provider answered."));
+        ngx_http_llm_fallback_timed_out(r, ctx);
         return;
     }
 
@@ -488,11 +487,7 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
     }
 
     if (ctx->deadline_hit) {
-        ngx_http_llm_fallback_finish(r, ctx,
-            ngx_http_llm_fallback_send_exhausted(r, ctx,
-                NGX_HTTP_GATEWAY_TIME_OUT, "llm_timeout",
-                "The llm_fallback_timeout deadline passed before any "
-                "provider answered."));
+        ngx_http_llm_fallback_timed_out(r, ctx);
         return;
     }
 
@@ -748,6 +743,22 @@ ngx_http_llm_fallback_exhausted(ngx_http_request_t *r,
         ngx_http_llm_fallback_send_exhausted(r, ctx, status,
             "llm_providers_exhausted",
             "Every provider of the fallback chain failed."));
+}
+
+
+static void
+ngx_http_llm_fallback_timed_out(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx)
+{
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "llm fallback: llm_fallback_timeout passed after: %V",
+                  ngx_http_llm_fallback_reasons(ctx));
+
+    ngx_http_llm_fallback_finish(r, ctx,
+        ngx_http_llm_fallback_send_exhausted(r, ctx,
+            NGX_HTTP_GATEWAY_TIME_OUT, "llm_timeout",
+            "The llm_fallback_timeout deadline passed before any "
+            "provider answered."));
 }
 
 
