@@ -112,6 +112,15 @@ OpenAI SDKs: baseURL $url/v1 (any apiKey).
 Stop with Ctrl-C or 'make demo-stop'.
 
 END
+
+    local v
+    for v in ANTHROPIC_API_KEY GEMINI_API_KEY; do
+        if [ -n "${!v:-}" ]; then
+            echo "note: $v is set but not used yet (only format=openai" \
+                 "providers exist so far)"
+            echo
+        fi
+    done
 }
 
 
