@@ -19,7 +19,8 @@
 # (geoip, image_filter, perl, xslt), so it has the same built-in modules
 # (gunzip, sub, ...) and behaves like /usr/sbin/nginx. Without a distro binary
 # nginx-dev's conf_flags are used.
-# configure runs again only when the module's config file changed.
+# configure runs again only when the module's config file, the arguments or
+# the flags changed; NO_UBSAN=1 builds without UBSan.
 
 set -euo pipefail
 
