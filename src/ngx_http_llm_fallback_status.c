@@ -242,8 +242,8 @@ ngx_http_llm_fallback_status_handler(ngx_http_request_t *r)
     ngx_uint_t                          format;
     ngx_chain_t                         out;
     ngx_http_llm_fallback_loc_conf_t   *lcf;
-    ngx_http_llm_fallback_main_conf_t  *lmcf;
     ngx_http_llm_fallback_snapshot_t   *snap;
+    ngx_http_llm_fallback_main_conf_t  *lmcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -736,8 +736,8 @@ static u_char *
 ngx_http_llm_fallback_prom_histogram(u_char *p,
     ngx_http_llm_fallback_snapshot_t *s)
 {
-    ngx_uint_t          i;
     ngx_str_t          *name;
+    ngx_uint_t          i;
     ngx_atomic_uint_t   count;
 
     name = &s->provider->name;
@@ -776,8 +776,8 @@ ngx_http_llm_fallback_prom_histogram(u_char *p,
 static u_char *
 ngx_http_llm_fallback_prom_label(u_char *p, ngx_str_t *s)
 {
-    size_t   i;
-    u_char   ch;
+    u_char  ch;
+    size_t  i;
 
     for (i = 0; i < s->len; i++) {
         ch = s->data[i];
