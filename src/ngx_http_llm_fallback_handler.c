@@ -451,7 +451,7 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
     ngx_int_t                          rc;
     ngx_str_t                          body;
     ngx_msec_t                         delay;
-    ngx_uint_t                         reason, status;
+    ngx_uint_t                         reason, status, allowed;
     ngx_http_llm_fallback_attempt_t   *a;
     ngx_http_llm_fallback_provider_t  *p;
 
@@ -494,9 +494,9 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
         reason = NGX_HTTP_LLM_FALLBACK_INVALID;
     }
 
-    ngx_http_llm_fallback_breaker_report(r, ctx, sc, reason, status,
-                         ngx_http_llm_fallback_allowed(ctx->conf, reason,
-                                                       status));
+    allowed = ngx_http_llm_fallback_allowed(ctx->conf, reason, status);
+
+    ngx_http_llm_fallback_breaker_report(r, ctx, sc, reason, status, allowed);
 
     a = ngx_array_push(&ctx->attempts);
     if (a == NULL) {
@@ -531,7 +531,7 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
         return;
     }
 
-    if (!ngx_http_llm_fallback_allowed(ctx->conf, reason, status)) {
+    if (!allowed) {
 
         if (reason == NGX_HTTP_LLM_FALLBACK_HTTP) {
             ngx_http_llm_fallback_provider_error(r, ctx, sc, status);
