@@ -153,6 +153,11 @@ ngx_http_llm_fallback_send_exhausted(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        if (at[i].reason == NGX_HTTP_LLM_FALLBACK_OPEN) {
+            /* skipped: no status */
+            json_object_set_new(a, "status", json_null());
+        }
+
         if (at[i].reason == NGX_HTTP_LLM_FALLBACK_HTTP) {
             /* "http" alone says little: report http_NNN as in the log */
             json_object_set_new(a, "reason",
@@ -257,7 +262,9 @@ ngx_http_llm_fallback_llm_headers(ngx_http_request_t *r,
     ngx_uint_t                        i, skipped;
     ngx_http_llm_fallback_attempt_t  *a;
 
-    if (!ctx->conf->response_headers || ctx->tries == 0) {
+    if (!ctx->conf->response_headers
+        || (ctx->tries == 0 && ctx->attempts.nelts == 0))
+    {
         return NGX_OK;
     }
 

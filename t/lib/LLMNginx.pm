@@ -13,7 +13,7 @@ use IO::Socket::INET;
 use Exporter 'import';
 
 our @EXPORT = qw(module_path free_port start_nginx stop_nginx
-                 wait_port error_log_lines);
+                 wait_port error_log_lines reload_nginx);
 
 sub module_path {
     my ($so) = grep { /ngx_http_llm_fallback_module\.so$/ }
@@ -46,21 +46,48 @@ sub wait_port {
 sub start_nginx {
     my (%o) = @_;
     my $dir = tempdir(CLEANUP => 1);
-    my $so = module_path() or die "TEST_NGINX_LOAD_MODULES: no module\n";
     my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
-    my $workers = $o{workers} // 2;
-    my $level = $o{level} // 'info';
 
     mkdir "$dir/$_" for qw(conf logs tmp html);
+
+    my $n = { dir => $dir, pid_file => "$dir/logs/nginx.pid",
+              error_log => "$dir/logs/error.log",
+              workers => $o{workers} // 2, level => $o{level} // 'info' };
+
+    write_conf($n, $o{http});
+
+    system($nginx, '-p', "$dir/", '-c', "$dir/conf/nginx.conf") == 0
+        or die "cannot start nginx\n";
+
+    return $n;
+}
+
+# reload_nginx($n, http => $text): a new configuration, then SIGHUP
+sub reload_nginx {
+    my ($n, %o) = @_;
+
+    write_conf($n, $o{http});
+
+    open my $fh, '<', $n->{pid_file} or die "no pid file\n";
+    my $pid = <$fh>;
+    chomp $pid;
+
+    kill 'HUP', $pid or die "cannot signal nginx\n";
+}
+
+sub write_conf {
+    my ($n, $http) = @_;
+    my $dir = $n->{dir};
+    my $so = module_path() or die "TEST_NGINX_LOAD_MODULES: no module\n";
 
     open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
     print $fh <<"END";
 load_module $so;
-worker_processes $workers;
+worker_processes $n->{workers};
 master_process on;
 daemon on;
 pid $dir/logs/nginx.pid;
-error_log $dir/logs/error.log $level;
+error_log $dir/logs/error.log $n->{level};
 events { worker_connections 1024; }
 http {
     access_log off;
@@ -70,16 +97,10 @@ http {
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
 
-$o{http}
+$http
 }
 END
     close $fh;
-
-    system($nginx, '-p', "$dir/", '-c', "$dir/conf/nginx.conf") == 0
-        or die "cannot start nginx\n";
-
-    return { dir => $dir, pid_file => "$dir/logs/nginx.pid",
-             error_log => "$dir/logs/error.log" };
 }
 
 sub stop_nginx {
