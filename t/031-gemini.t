@@ -540,3 +540,46 @@ LLMProviders::gemini(sub {
 })
 --- error_code: 200
 --- response_body_like: "content":"redirected"
+
+
+
+=== TEST 28: a variable URL whose host is an upstream block: no resolver
+--- config
+    location = /_llm/gemup {
+        internal;
+        proxy_pass http://gemini_api/v1beta/models/$llm_provider_model:generateContent;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+    location /chat { llm_fallback_chain gemup; }
+--- http_config eval
+"    upstream gemini_api { server 127.0.0.1:\$TEST_NGINX_RAND_PORT_2; keepalive 4; }
+    llm_provider gemup uri=/_llm/gemup format=gemini model=gemini-2.0-flash api_key=$LLMProviders::GEMINI_KEY;"
+--- tcp_reply eval
+LLMProviders::gemini(sub {
+    my ($r, $http) = @_;
+    die "model $http->{model}\n" unless $http->{model} eq 'gemini-2.0-flash';
+    LLMProviders::gemini_answer(text => 'via upstream');
+})
+--- error_code: 200
+--- response_body_like: "content":"via upstream"
+--- no_error_log
+[error]
+
+
+
+=== TEST 29: a variable URL with a host name and no resolver: error, next
+--- http_config eval
+"    llm_provider gemdns uri=/_llm/gemdns format=gemini model=gemini-2.0-flash api_key=$LLMProviders::GEMINI_KEY;"
+--- config
+    location = /_llm/gemdns {
+        internal;
+        proxy_pass http://generativelanguage.example.invalid/v1beta/models/$llm_provider_model:generateContent;
+    }
+    location /chat { llm_fallback_chain gemdns openai; }
+--- error_code: 200
+--- response_headers
+X-LLM-Provider: openai
+X-LLM-Fallback: gemdns:error
+--- error_log
+no resolver defined to resolve generativelanguage.example.invalid
