@@ -51,6 +51,8 @@ static ngx_int_t ngx_http_llm_fallback_xlat_parse_response(
 static json_t *ngx_http_llm_fallback_xlat_parse_error(
     ngx_http_llm_fallback_ctx_t *ctx, ngx_str_t *body,
     ngx_http_llm_fallback_xlat_error_pt translate);
+static ngx_int_t ngx_http_llm_fallback_xlat_dump(ngx_pool_t *pool,
+    json_t *json, size_t hint, ngx_str_t *out);
 
 
 static ngx_keyval_t  ngx_http_llm_fallback_anthropic_headers[] = {
@@ -183,7 +185,8 @@ ngx_http_llm_fallback_xlat_create_request(ngx_http_llm_fallback_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    rc = ngx_http_llm_fallback_dump(ctx->request->pool, out, body);
+    rc = ngx_http_llm_fallback_xlat_dump(ctx->request->pool, out,
+                                         ctx->body.len + 256, body);
 
     json_decref(out);
 
@@ -257,7 +260,8 @@ ngx_http_llm_fallback_xlat_parse_response(ngx_http_llm_fallback_ctx_t *ctx,
     res->prompt_tokens = (ngx_int_t) x.prompt_tokens;
     res->completion_tokens = (ngx_int_t) x.completion_tokens;
 
-    return ngx_http_llm_fallback_dump(ctx->request->pool, out, &res->body);
+    return ngx_http_llm_fallback_xlat_dump(ctx->request->pool, out,
+                                           body->len + 512, &res->body);
 }
 
 
@@ -288,4 +292,37 @@ ngx_http_llm_fallback_xlat_parse_error(ngx_http_llm_fallback_ctx_t *ctx,
     }
 
     return error;
+}
+
+
+/*
+ * serialised in one pass when the output fits the hint, the size of
+ * what it was translated from, as it mostly does
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_xlat_dump(ngx_pool_t *pool, json_t *json, size_t hint,
+    ngx_str_t *out)
+{
+    u_char  *p;
+    size_t   n;
+
+    p = ngx_pnalloc(pool, hint);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = json_dumpb(json, (char *) p, hint, NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
+
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    if (n <= hint) {
+        out->data = p;
+        out->len = n;
+        return NGX_OK;
+    }
+
+    return ngx_http_llm_fallback_dump(pool, json, out);
 }
