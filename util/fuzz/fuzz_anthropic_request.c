@@ -31,16 +31,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (out) {
         ngx_http_llm_fallback_fuzz_turns(json_object_get(out, "messages"),
                                          "content");
-        ngx_http_llm_fallback_fuzz_assert(
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
             json_integer_value(json_object_get(out, "max_tokens")) > 0);
         ngx_http_llm_fallback_fuzz_round_trip(out);
         json_decref(out);
 
     } else {
-        ngx_http_llm_fallback_fuzz_assert(!json_is_object(in));
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(!json_is_object(in));
     }
 
-    ngx_http_llm_fallback_fuzz_assert(
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
         x.ndropped <= NGX_HTTP_LLM_FALLBACK_XLAT_MAX_DROPPED);
 
     ngx_http_llm_fallback_fuzz_same(in, before);

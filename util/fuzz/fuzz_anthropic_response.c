@@ -35,7 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(out);
 
     } else {
-        ngx_http_llm_fallback_fuzz_assert(x.reason != NULL);
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(x.reason != NULL);
     }
 
     ngx_http_llm_fallback_fuzz_error(ngx_http_llm_fallback_anthropic_error(in));

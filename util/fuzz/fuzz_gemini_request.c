@@ -35,7 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(out);
 
     } else {
-        ngx_http_llm_fallback_fuzz_assert(!json_is_object(in));
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(!json_is_object(in));
     }
 
     ngx_http_llm_fallback_fuzz_same(in, before);

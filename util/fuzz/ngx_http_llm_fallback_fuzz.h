@@ -25,12 +25,29 @@
 #include "ngx_http_llm_fallback_translate.h"
 
 
-#define ngx_http_llm_fallback_fuzz_assert(cond)                               \
-    if (!(cond)) {                                                            \
-        fprintf(stderr, "%s:%d: broken promise: %s\n", __FILE__, __LINE__,    \
-                #cond);                                                       \
-        abort();                                                              \
-    }
+#define NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(cond)                               \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            fprintf(stderr, "%s:%d: broken promise: %s\n", __FILE__,          \
+                    __LINE__, #cond);                                         \
+            abort();                                                          \
+        }                                                                     \
+    } while (0)
+
+
+static json_t *ngx_http_llm_fallback_fuzz_load(const uint8_t *data,
+    size_t size);
+static char *ngx_http_llm_fallback_fuzz_dump(json_t *json);
+static void ngx_http_llm_fallback_fuzz_same(json_t *in, char *before);
+static void ngx_http_llm_fallback_fuzz_round_trip(json_t *out);
+static void ngx_http_llm_fallback_fuzz_turns(json_t *turns, const char *key);
+static void ngx_http_llm_fallback_fuzz_completion(json_t *c,
+    ngx_http_llm_fallback_xlat_response_t *x);
+static void ngx_http_llm_fallback_fuzz_error(json_t *e);
+static void ngx_http_llm_fallback_fuzz_params(
+    ngx_http_llm_fallback_xlat_request_t *x, size_t size);
+static void ngx_http_llm_fallback_fuzz_response_params(
+    ngx_http_llm_fallback_xlat_response_t *x, size_t size);
 
 
 static json_t *
@@ -48,7 +65,7 @@ ngx_http_llm_fallback_fuzz_dump(json_t *json)
     char  *s;
 
     s = json_dumps(json, JSON_COMPACT|JSON_SORT_KEYS|JSON_ENCODE_ANY);
-    ngx_http_llm_fallback_fuzz_assert(s != NULL);
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(s != NULL);
 
     return s;
 }
@@ -62,7 +79,7 @@ ngx_http_llm_fallback_fuzz_same(json_t *in, char *before)
     char  *after;
 
     after = ngx_http_llm_fallback_fuzz_dump(in);
-    ngx_http_llm_fallback_fuzz_assert(strcmp(before, after) == 0);
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(strcmp(before, after) == 0);
 
     free(after);
     free(before);
@@ -80,7 +97,7 @@ ngx_http_llm_fallback_fuzz_round_trip(json_t *out)
     s = ngx_http_llm_fallback_fuzz_dump(out);
     again = json_loads(s, 0, NULL);
 
-    ngx_http_llm_fallback_fuzz_assert(json_is_object(again));
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(json_is_object(again));
 
     json_decref(again);
     free(s);
@@ -99,18 +116,18 @@ ngx_http_llm_fallback_fuzz_turns(json_t *turns, const char *key)
     json_t      *t, *c;
     const char  *role, *prev;
 
-    ngx_http_llm_fallback_fuzz_assert(json_is_array(turns));
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(json_is_array(turns));
 
     prev = NULL;
 
     json_array_foreach(turns, i, t) {
         role = json_string_value(json_object_get(t, "role"));
-        ngx_http_llm_fallback_fuzz_assert(role != NULL);
-        ngx_http_llm_fallback_fuzz_assert(prev == NULL
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(role != NULL);
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(prev == NULL
                                           || strcmp(prev, role) != 0);
 
         c = json_object_get(t, key);
-        ngx_http_llm_fallback_fuzz_assert(
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
             (json_is_string(c) && json_string_length(c) > 0)
             || (json_is_array(c) && json_array_size(c) > 0));
 
@@ -129,27 +146,27 @@ ngx_http_llm_fallback_fuzz_completion(json_t *c,
     json_t      *choice, *m, *content, *calls, *call, *args, *a;
     const char  *s;
 
-    ngx_http_llm_fallback_fuzz_assert(json_is_object(c));
-    ngx_http_llm_fallback_fuzz_assert(
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(json_is_object(c));
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
         json_is_string(json_object_get(c, "id")));
-    ngx_http_llm_fallback_fuzz_assert(
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
         json_is_string(json_object_get(c, "model")));
-    ngx_http_llm_fallback_fuzz_assert(
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
         json_is_integer(json_object_get(c, "created")));
 
     s = json_string_value(json_object_get(c, "object"));
-    ngx_http_llm_fallback_fuzz_assert(s && strcmp(s, "chat.completion") == 0);
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(s && strcmp(s, "chat.completion") == 0);
 
-    ngx_http_llm_fallback_fuzz_assert(
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
         json_array_size(json_object_get(c, "choices")) > 0);
 
     json_array_foreach(json_object_get(c, "choices"), i, choice) {
-        ngx_http_llm_fallback_fuzz_assert(
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
             json_integer_value(json_object_get(choice, "index"))
             == (json_int_t) i);
 
         s = json_string_value(json_object_get(choice, "finish_reason"));
-        ngx_http_llm_fallback_fuzz_assert(s != NULL
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(s != NULL
                                           && (strcmp(s, "stop") == 0
                                               || strcmp(s, "length") == 0
                                               || strcmp(s, "tool_calls") == 0
@@ -160,27 +177,27 @@ ngx_http_llm_fallback_fuzz_completion(json_t *c,
         content = json_object_get(m, "content");
         calls = json_object_get(m, "tool_calls");
 
-        ngx_http_llm_fallback_fuzz_assert(json_is_string(content)
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(json_is_string(content)
                                           || json_is_null(content));
-        ngx_http_llm_fallback_fuzz_assert(
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
             (json_is_string(content) && json_string_length(content))
             || json_array_size(calls) > 0);
 
         json_array_foreach(calls, j, call) {
-            ngx_http_llm_fallback_fuzz_assert(
+            NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
                 json_is_string(json_object_get(call, "id")));
 
             args = json_object_get(json_object_get(call, "function"),
                                    "arguments");
-            ngx_http_llm_fallback_fuzz_assert(json_is_string(args));
+            NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(json_is_string(args));
 
             a = json_loads(json_string_value(args), JSON_DECODE_ANY, NULL);
-            ngx_http_llm_fallback_fuzz_assert(a != NULL);
+            NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(a != NULL);
             json_decref(a);
         }
     }
 
-    ngx_http_llm_fallback_fuzz_assert(x->prompt_tokens >= -1
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(x->prompt_tokens >= -1
                                       && x->completion_tokens >= -1);
 }
 
@@ -192,9 +209,9 @@ ngx_http_llm_fallback_fuzz_error(json_t *e)
         return;
     }
 
-    ngx_http_llm_fallback_fuzz_assert(
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
         json_is_string(json_object_get(e, "message")));
-    ngx_http_llm_fallback_fuzz_assert(
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
         json_is_string(json_object_get(e, "type")));
 
     json_decref(e);
