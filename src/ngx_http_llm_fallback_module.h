@@ -238,6 +238,9 @@ struct ngx_http_llm_fallback_format_s {
     json_t                         *(*parse_error)(
                                           ngx_http_llm_fallback_ctx_t *ctx,
                                           ngx_str_t *body);
+
+    /* fixed request headers, ended by a null key; may be NULL */
+    ngx_keyval_t                     *headers;
 };
 
 
@@ -293,6 +296,7 @@ struct ngx_http_llm_fallback_ctx_s {
     /* a JSON body built for the previous attempt, reusable as is */
     ngx_http_llm_fallback_format_t   *body_format;
     ngx_str_t                         body_model;
+    ngx_uint_t                        body_max_tokens;
     ngx_str_t                         provider_body;
 
     ngx_str_t                         reasons;
@@ -353,6 +357,10 @@ ngx_int_t ngx_http_llm_fallback_validate(ngx_http_llm_fallback_ctx_t *ctx,
 
 /* openai.c */
 extern ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_openai;
+
+/* format.c */
+extern ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_anthropic;
+extern ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_gemini;
 
 /* response.c */
 ngx_int_t ngx_http_llm_fallback_send_result(ngx_http_request_t *r,
