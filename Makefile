@@ -12,6 +12,10 @@
 #   make demo        nginx with the module on 127.0.0.1:8080, fake providers
 #   make demo-stop   stop it
 #   make lint        C style checks (util/lint.sh)
+#   make fuzz        libFuzzer harnesses of the translators, FUZZ_SECONDS
+#                    each (default 60)
+#   make bench       the module against plain proxy_pass (bench/run.sh)
+#   make bench-callgrind  instructions per request (bench/callgrind.sh)
 #   make clean
 
 SHELL := /bin/bash
@@ -43,7 +47,8 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 TEST_ENV = TEST_NGINX_RANDOMIZE=1
 
 .PHONY: all build deps test test-prove test-sdk test-examples \
-        build-asan test-asan demo demo-stop lint clean sdk-deps
+        build-asan test-asan demo demo-stop lint clean sdk-deps \
+        fuzz bench bench-callgrind
 
 all: build
 
@@ -131,6 +136,24 @@ test-asan: deps build-asan
 	echo "=== sanitizer reports ==="; \
 	bash util/sanitizer-check.sh $(ASAN_LOGS) || rc=1; \
 	exit $$rc
+
+
+# ---------------------------------------------------------------- fuzz
+
+FUZZ_SECONDS ?= 60
+
+fuzz: deps
+	@echo "=== libFuzzer: each translator for $(FUZZ_SECONDS) s ==="
+	bash util/fuzz/run.sh $(FUZZ_SECONDS)
+
+
+# ---------------------------------------------------------------- bench
+
+bench: deps build
+	bash bench/run.sh
+
+bench-callgrind: deps build
+	bash bench/callgrind.sh
 
 
 # ---------------------------------------------------------------- demo

@@ -20,6 +20,10 @@ packages=(
     perl libtest-base-perl libtest-longstring-perl libtext-diff-perl
     libjson-pp-perl
     curl ca-certificates redis-server wrk valgrind
+    # libFuzzer harnesses of the translators (make fuzz)
+    clang libclang-rt-14-dev
+    # promtool for the Prometheus output and example rules
+    prometheus
     nodejs
 )
 
