@@ -35,6 +35,13 @@ static ngx_command_t  ngx_http_llm_fallback_commands[] = {
       0,
       NULL },
 
+    { ngx_string("llm_circuit_breaker"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_llm_fallback_circuit_breaker,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("llm_fallback_chain"),
       NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_llm_fallback_chain,
@@ -96,6 +103,13 @@ static ngx_command_t  ngx_http_llm_fallback_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_llm_fallback_loc_conf_t, max_response_size),
+      NULL },
+
+    { ngx_string("llm_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_llm_fallback_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("llm_cache"),
@@ -169,6 +183,10 @@ ngx_http_llm_fallback_postconfiguration(ngx_conf_t *cf)
     lmcf = ngx_http_conf_get_module_main_conf(cf,
                                               ngx_http_llm_fallback_module);
 
+    if (ngx_http_llm_fallback_breaker_init(cf, lmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (!lmcf->used) {
         return NGX_OK;
     }
@@ -216,6 +234,7 @@ ngx_http_llm_fallback_create_loc_conf(ngx_conf_t *cf)
      *     conf->chain_var = NULL;
      *     conf->chain_names = NULL;
      *     conf->fallback_codes = { 0 };
+     *     conf->status_format = 0;
      *     conf->cache_key = NULL;
      */
 

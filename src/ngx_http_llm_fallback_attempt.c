@@ -152,6 +152,7 @@ ngx_http_llm_fallback_set_headers(ngx_http_request_t *r,
 {
     u_char           *d;
     ngx_str_t         key, value, server;
+    ngx_keyval_t     *kv;
     ngx_table_elt_t  *host;
 
     host = r->headers_in.host;
@@ -185,6 +186,16 @@ ngx_http_llm_fallback_set_headers(ngx_http_request_t *r,
         != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    /* the format's own, as anthropic-version */
+
+    for (kv = p->format->headers; kv && kv->key.len; kv++) {
+        if (ngx_http_llm_fallback_push_header(sr, &kv->key, &kv->value, NULL)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     if (p->key) {

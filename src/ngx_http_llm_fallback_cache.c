@@ -100,6 +100,7 @@ static ngx_int_t ngx_http_llm_fallback_cache_string(ngx_http_request_t *r,
 static ngx_int_t ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_cache_entry_t *entry, ngx_uint_t status);
+static void ngx_http_llm_fallback_cache_count(void *data);
 static int64_t ngx_http_llm_fallback_cache_now(void);
 
 
@@ -110,6 +111,18 @@ static ngx_str_t  ngx_http_llm_fallback_cache_statuses[] = {
     ngx_string("STALE"),
     ngx_string("BYPASS"),
     ngx_string("ERROR")
+};
+
+
+/* a status's counter in llm_status */
+
+static ngx_uint_t  ngx_http_llm_fallback_cache_stats[] = {
+    NGX_HTTP_LLM_FALLBACK_STAT_NCACHE,
+    NGX_HTTP_LLM_FALLBACK_STAT_CACHE_HIT,
+    NGX_HTTP_LLM_FALLBACK_STAT_CACHE_MISS,
+    NGX_HTTP_LLM_FALLBACK_STAT_CACHE_STALE,
+    NGX_HTTP_LLM_FALLBACK_STAT_CACHE_BYPASS,
+    NGX_HTTP_LLM_FALLBACK_STAT_CACHE_ERROR
 };
 
 
@@ -319,6 +332,7 @@ ngx_http_llm_fallback_cache_lookup(ngx_http_request_t *r,
 {
     ngx_int_t                            rc;
     ngx_uint_t                           no_cache, no_store;
+    ngx_pool_cleanup_t                  *cln;
     ngx_http_llm_fallback_cache_ctx_t   *cc;
     ngx_http_llm_fallback_cache_conf_t  *conf;
     ngx_http_llm_fallback_redis_op_t    *op;
@@ -337,6 +351,16 @@ ngx_http_llm_fallback_cache_lookup(ngx_http_request_t *r,
     cc->conf = conf;
     cc->ctx = ctx;
     ctx->cache = cc;
+
+    /* counted once, with the final status (a MISS may become STALE) */
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_llm_fallback_cache_count;
+    cln->data = cc;
 
     ngx_http_llm_fallback_cache_control(r, &no_cache, &no_store);
 
@@ -1132,6 +1156,18 @@ ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
                                  ngx_http_llm_fallback_send_result(r, ctx));
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_llm_fallback_cache_count(void *data)
+{
+    ngx_http_llm_fallback_cache_ctx_t *cc = data;
+
+    if (cc->status != NGX_HTTP_LLM_FALLBACK_CACHE_NONE) {
+        ngx_http_llm_fallback_status_cache(cc->ctx->request,
+                               ngx_http_llm_fallback_cache_stats[cc->status]);
+    }
 }
 
 

@@ -19,6 +19,8 @@ static char *ngx_http_llm_fallback_set_key(ngx_conf_t *cf,
 
 static ngx_http_llm_fallback_format_t  *ngx_http_llm_fallback_formats[] = {
     &ngx_http_llm_fallback_format_openai,
+    &ngx_http_llm_fallback_format_anthropic,
+    &ngx_http_llm_fallback_format_gemini,
     NULL
 };
 

@@ -30,6 +30,10 @@ static void ngx_http_llm_fallback_provider_error(ngx_http_request_t *r,
     ngx_uint_t status);
 static void ngx_http_llm_fallback_exhausted(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx);
+static void ngx_http_llm_fallback_timed_out(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
+static void ngx_http_llm_fallback_circuit_open(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
 static void ngx_http_llm_fallback_cleanup(void *data);
 static void ngx_http_llm_fallback_json_cleanup(void *data);
 
@@ -310,8 +314,9 @@ ngx_http_llm_fallback_runtime_chain(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ctx->chain = ngx_palloc(r->pool, NGX_HTTP_LLM_FALLBACK_MAX_CHAIN
-                                   * sizeof(ngx_http_llm_fallback_provider_t *));
+    ctx->chain = ngx_palloc(r->pool,
+                            NGX_HTTP_LLM_FALLBACK_MAX_CHAIN
+                            * sizeof(ngx_http_llm_fallback_provider_t *));
     if (ctx->chain == NULL) {
         return NGX_ERROR;
     }
@@ -370,29 +375,50 @@ void
 ngx_http_llm_fallback_next(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx)
 {
+    ngx_int_t                          rc;
+    ngx_http_llm_fallback_attempt_t   *a;
     ngx_http_llm_fallback_provider_t  *p;
 
-    if (ctx->index >= ctx->nchain
-        || (ctx->conf->tries && ctx->tries >= ctx->conf->tries))
-    {
-        ngx_http_llm_fallback_exhausted(r, ctx);
-        return;
-    }
+    for ( ;; ) {
 
-    if (ctx->deadline && ngx_current_msec >= ctx->deadline) {
-        if (ngx_http_llm_fallback_cache_stale(r, ctx) == NGX_OK) {
+        if (ctx->index >= ctx->nchain
+            || (ctx->conf->tries && ctx->tries >= ctx->conf->tries))
+        {
+            ngx_http_llm_fallback_exhausted(r, ctx);
             return;
         }
 
-        ngx_http_llm_fallback_finish(r, ctx,
-            ngx_http_llm_fallback_send_exhausted(r, ctx,
-                NGX_HTTP_GATEWAY_TIME_OUT, "llm_timeout",
-                "The llm_fallback_timeout deadline passed before any "
-                "provider answered."));
+        if (ctx->deadline && ngx_current_msec >= ctx->deadline) {
+            ngx_http_llm_fallback_timed_out(r, ctx);
+            return;
+        }
+
+        p = ctx->chain[ctx->index];
+
+        rc = ngx_http_llm_fallback_breaker_acquire(r, ctx, p);
+
+        if (rc == NGX_OK) {
+            break;
+        }
+
+        if (rc == NGX_DECLINED) {
+            /* the circuit is open: skipped without a subrequest */
+
+            a = ngx_array_push(&ctx->attempts);
+            if (a != NULL) {
+                a->provider = p;
+                a->status = 0;
+                a->reason = NGX_HTTP_LLM_FALLBACK_OPEN;
+
+                ctx->index++;
+                ctx->retries = 0;
+                continue;
+            }
+        }
+
+        ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
-
-    p = ctx->chain[ctx->index];
 
     if (ngx_http_llm_fallback_start_attempt(r, ctx, p) != NGX_OK) {
         ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -437,13 +463,14 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
     ngx_int_t                          rc;
     ngx_str_t                          body;
     ngx_msec_t                         delay;
-    ngx_uint_t                         reason, status;
+    ngx_uint_t                         reason, status, allowed;
     ngx_http_llm_fallback_attempt_t   *a;
     ngx_http_llm_fallback_provider_t  *p;
 
     p = sc->provider;
 
     if (r->connection->error) {
+        ngx_http_llm_fallback_breaker_release(ctx);
         ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_CLIENT_CLOSED_REQUEST);
         return;
     }
@@ -461,6 +488,9 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
             ctx->has_result = 1;
             ctx->ttft = ngx_current_msec - ctx->start;
 
+            ngx_http_llm_fallback_breaker_report(r, ctx, sc, reason, status,
+                                                 0);
+
             ngx_http_llm_fallback_cache_store(r, ctx);
 
             ngx_http_llm_fallback_finish(r, ctx,
@@ -469,6 +499,7 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
         }
 
         if (rc == NGX_ERROR) {
+            ngx_http_llm_fallback_breaker_release(ctx);
             ngx_http_llm_fallback_finish(r, ctx,
                                          NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
@@ -476,6 +507,10 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
 
         reason = NGX_HTTP_LLM_FALLBACK_INVALID;
     }
+
+    allowed = ngx_http_llm_fallback_allowed(ctx->conf, reason, status);
+
+    ngx_http_llm_fallback_breaker_report(r, ctx, sc, reason, status, allowed);
 
     a = ngx_array_push(&ctx->attempts);
     if (a == NULL) {
@@ -506,19 +541,11 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
     }
 
     if (ctx->deadline_hit) {
-        if (ngx_http_llm_fallback_cache_stale(r, ctx) == NGX_OK) {
-            return;
-        }
-
-        ngx_http_llm_fallback_finish(r, ctx,
-            ngx_http_llm_fallback_send_exhausted(r, ctx,
-                NGX_HTTP_GATEWAY_TIME_OUT, "llm_timeout",
-                "The llm_fallback_timeout deadline passed before any "
-                "provider answered."));
+        ngx_http_llm_fallback_timed_out(r, ctx);
         return;
     }
 
-    if (!ngx_http_llm_fallback_allowed(ctx->conf, reason, status)) {
+    if (!allowed) {
 
         if (reason == NGX_HTTP_LLM_FALLBACK_HTTP) {
             ngx_http_llm_fallback_provider_error(r, ctx, sc, status);
@@ -737,7 +764,10 @@ ngx_http_llm_fallback_exhausted(ngx_http_request_t *r,
     ngx_uint_t                        i, n, status;
     ngx_http_llm_fallback_attempt_t  *a;
 
-    /* stale-if-error: an entry past its ttl, but within stale= */
+    /*
+     * stale-if-error: every attempt failed or every provider is open;
+     * an entry past its ttl but within stale= is served instead
+     */
 
     if (ngx_http_llm_fallback_cache_stale(r, ctx) == NGX_OK) {
         return;
@@ -751,6 +781,12 @@ ngx_http_llm_fallback_exhausted(ngx_http_request_t *r,
 
     a = ctx->attempts.elts;
     n = ctx->attempts.nelts;
+
+    if (ctx->tries == 0 && n) {
+        ngx_http_llm_fallback_circuit_open(r, ctx);
+        return;
+    }
+
     status = n ? NGX_HTTP_TOO_MANY_REQUESTS : NGX_HTTP_BAD_GATEWAY;
 
     for (i = 0; i < n; i++) {
@@ -776,6 +812,69 @@ ngx_http_llm_fallback_exhausted(ngx_http_request_t *r,
         ngx_http_llm_fallback_send_exhausted(r, ctx, status,
             "llm_providers_exhausted",
             "Every provider of the fallback chain failed."));
+}
+
+
+static void
+ngx_http_llm_fallback_timed_out(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx)
+{
+    /* stale-if-error: the deadline passed before any provider answered */
+
+    if (ngx_http_llm_fallback_cache_stale(r, ctx) == NGX_OK) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "llm fallback: llm_fallback_timeout passed after: %V",
+                  ngx_http_llm_fallback_reasons(ctx));
+
+    ngx_http_llm_fallback_finish(r, ctx,
+        ngx_http_llm_fallback_send_exhausted(r, ctx,
+            NGX_HTTP_GATEWAY_TIME_OUT, "llm_timeout",
+            "The llm_fallback_timeout deadline passed before any "
+            "provider answered."));
+}
+
+
+/*
+ * every provider of the chain was skipped, its circuit open: 503 with
+ * the time until the first one admits a trial
+ */
+
+static void
+ngx_http_llm_fallback_circuit_open(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx)
+{
+    u_char      *p;
+    ngx_str_t    v;
+    ngx_msec_t   wait;
+
+    wait = ngx_max(ctx->open_wait, 1);
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (p == NULL) {
+        ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    v.data = p;
+    v.len = ngx_sprintf(p, "%M", (wait + 999) / 1000) - p;
+
+    if (ngx_http_llm_fallback_add_header(r, "Retry-After", &v) != NGX_OK) {
+        ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "llm fallback: every provider is open: %V",
+                  ngx_http_llm_fallback_reasons(ctx));
+
+    ngx_http_llm_fallback_finish(r, ctx,
+        ngx_http_llm_fallback_send_exhausted(r, ctx,
+            NGX_HTTP_SERVICE_UNAVAILABLE, "llm_circuit_open",
+            "Every provider of the fallback chain is unavailable: their "
+            "circuit breakers are open."));
 }
 
 

@@ -35,6 +35,29 @@
 #define NGX_HTTP_LLM_FALLBACK_INVALID          3
 #define NGX_HTTP_LLM_FALLBACK_HTTP             4
 #define NGX_HTTP_LLM_FALLBACK_OPEN             5
+#define NGX_HTTP_LLM_FALLBACK_NREASONS         6
+
+/* circuit breaker states, in the shared zone */
+#define NGX_HTTP_LLM_FALLBACK_BREAKER_CLOSED   0
+#define NGX_HTTP_LLM_FALLBACK_BREAKER_OPEN     1
+
+/* distinct http_NNN failure codes counted per provider */
+#define NGX_HTTP_LLM_FALLBACK_NCODES           16
+
+/* llm_attempt_duration_seconds buckets, the last one is +Inf */
+#define NGX_HTTP_LLM_FALLBACK_NBUCKETS         10
+
+/* cache lookups counted for llm_status */
+#define NGX_HTTP_LLM_FALLBACK_STAT_CACHE_HIT     0
+#define NGX_HTTP_LLM_FALLBACK_STAT_CACHE_MISS    1
+#define NGX_HTTP_LLM_FALLBACK_STAT_CACHE_STALE   2
+#define NGX_HTTP_LLM_FALLBACK_STAT_CACHE_BYPASS  3
+#define NGX_HTTP_LLM_FALLBACK_STAT_CACHE_ERROR   4
+#define NGX_HTTP_LLM_FALLBACK_STAT_NCACHE        5
+
+/* llm_status output formats */
+#define NGX_HTTP_LLM_FALLBACK_STATUS_JSON        1
+#define NGX_HTTP_LLM_FALLBACK_STATUS_PROMETHEUS  2
 
 #define NGX_HTTP_LLM_FALLBACK_JSON_FLAGS                                      \
     (JSON_COMPACT|JSON_REAL_PRECISION(15))
@@ -71,8 +94,83 @@ typedef struct {
 
 
 typedef struct {
+    ngx_atomic_t                      code;
+    ngx_atomic_t                      count;
+} ngx_http_llm_fallback_code_stat_t;
+
+
+/* a provider's breaker state and counters, in the shared zone */
+typedef struct {
+    /* the state machine: changed under the zone mutex only */
+    ngx_uint_t                        state;
+    ngx_uint_t                        failures;     /* in the window */
+    ngx_uint_t                        consecutive;
+    ngx_uint_t                        probes;       /* trials in flight */
+    ngx_msec_t                        window_start;
+    ngx_msec_t                        open_until;
+    ngx_msec_t                        cooldown;     /* of the last opening */
+    ngx_msec_t                        probe_time;
+
+    /* counters for llm_status */
+    ngx_atomic_t                      opened;
+    ngx_atomic_t                      attempts;
+    ngx_atomic_t                      successes;
+    ngx_atomic_t                      failed[NGX_HTTP_LLM_FALLBACK_NREASONS];
+    ngx_atomic_t                      prompt_tokens;
+    ngx_atomic_t                      completion_tokens;
+    ngx_atomic_t                      duration[
+                                          NGX_HTTP_LLM_FALLBACK_NBUCKETS];
+    ngx_atomic_t                      duration_sum;  /* milliseconds */
+    ngx_http_llm_fallback_code_stat_t codes[NGX_HTTP_LLM_FALLBACK_NCODES];
+} ngx_http_llm_fallback_stats_t;
+
+
+/* keyed by provider name, so that state survives reloads */
+typedef struct {
+    ngx_str_node_t                    sn;
+    ngx_queue_t                       queue;
+    ngx_http_llm_fallback_stats_t     stats;
+    u_char                            name[1];
+} ngx_http_llm_fallback_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t                      rbtree;
+    ngx_rbtree_node_t                 sentinel;
+    ngx_queue_t                       queue;
+    ngx_atomic_t                      requests[6];  /* by status class */
+    ngx_atomic_t                      cache[NGX_HTTP_LLM_FALLBACK_STAT_NCACHE];
+} ngx_http_llm_fallback_shctx_t;
+
+
+/* the llm_circuit_breaker zone and policy; failures == 0: counters only */
+typedef struct {
+    ngx_http_llm_fallback_shctx_t    *sh;
+    ngx_slab_pool_t                  *shpool;
+    ngx_shm_zone_t                   *shm_zone;
+    ngx_array_t                      *providers;
+    ngx_uint_t                        failures;
+    ngx_msec_t                        window;
+    ngx_msec_t                        cooldown;
+    ngx_msec_t                        max_cooldown;
+    ngx_uint_t                        probes;
+} ngx_http_llm_fallback_breaker_t;
+
+
+/* a half-open trial slot held by a request, given back by a cleanup */
+typedef struct {
+    ngx_http_llm_fallback_breaker_t  *breaker;
+    ngx_str_t                        *name;
+    uint32_t                          hash;
+    ngx_uint_t                        active;
+} ngx_http_llm_fallback_probe_t;
+
+
+typedef struct {
     ngx_array_t                       providers;
     ngx_uint_t                        used;
+    ngx_uint_t                        status_used;
+    ngx_http_llm_fallback_breaker_t  *breaker;
 
     /* ngx_http_llm_fallback_redis_server_t *: one per Redis server */
     ngx_array_t                      *redis;
@@ -99,6 +197,7 @@ typedef struct {
     ngx_msec_t                        stream_idle_timeout;
     ngx_flag_t                        response_headers;
     size_t                            max_response_size;
+    ngx_uint_t                        status_format;
 
     /* llm_cache (NULL: off), llm_cache_key, llm_cache_bypass */
     ngx_http_llm_fallback_cache_conf_t *cache;
@@ -151,6 +250,9 @@ struct ngx_http_llm_fallback_format_s {
     json_t                         *(*parse_error)(
                                           ngx_http_llm_fallback_ctx_t *ctx,
                                           ngx_str_t *body);
+
+    /* fixed request headers, ended by a null key; may be NULL */
+    ngx_keyval_t                     *headers;
 };
 
 
@@ -206,10 +308,16 @@ struct ngx_http_llm_fallback_ctx_s {
     /* a JSON body built for the previous attempt, reusable as is */
     ngx_http_llm_fallback_format_t   *body_format;
     ngx_str_t                         body_model;
+    ngx_uint_t                        body_max_tokens;
     ngx_str_t                         provider_body;
 
     ngx_str_t                         reasons;
     ngx_uint_t                        nreasons;
+
+    /* circuit breaker: the trial slot, the shortest wait of a skip */
+    ngx_http_llm_fallback_probe_t    *probe;
+    ngx_msec_t                        open_wait;
+    ngx_msec_t                        attempt_start;
 
     ngx_http_llm_fallback_cache_ctx_t *cache;
 
@@ -264,6 +372,10 @@ ngx_int_t ngx_http_llm_fallback_validate(ngx_http_llm_fallback_ctx_t *ctx,
 /* openai.c */
 extern ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_openai;
 
+/* format.c */
+extern ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_anthropic;
+extern ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_gemini;
+
 /* response.c */
 ngx_int_t ngx_http_llm_fallback_send_result(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx);
@@ -278,6 +390,25 @@ ngx_int_t ngx_http_llm_fallback_add_header(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
 ngx_str_t *ngx_http_llm_fallback_reasons(ngx_http_llm_fallback_ctx_t *ctx);
 const char *ngx_http_llm_fallback_reason_name(ngx_uint_t reason);
+
+/* breaker.c */
+char *ngx_http_llm_fallback_circuit_breaker(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_llm_fallback_breaker_init(ngx_conf_t *cf,
+    ngx_http_llm_fallback_main_conf_t *lmcf);
+ngx_int_t ngx_http_llm_fallback_breaker_acquire(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p);
+void ngx_http_llm_fallback_breaker_report(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc,
+    ngx_uint_t reason, ngx_uint_t status, ngx_uint_t counts);
+void ngx_http_llm_fallback_breaker_release(ngx_http_llm_fallback_ctx_t *ctx);
+
+/* status.c */
+char *ngx_http_llm_fallback_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_llm_fallback_status_init(ngx_conf_t *cf);
+void ngx_http_llm_fallback_status_cache(ngx_http_request_t *r,
+    ngx_uint_t status);
 
 /* cache.c */
 char *ngx_http_llm_fallback_cache_directive(ngx_conf_t *cf,

@@ -27,7 +27,8 @@ ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_openai = {
     ngx_string("Bearer "),
     ngx_http_llm_fallback_openai_create_request,
     ngx_http_llm_fallback_openai_parse_response,
-    ngx_http_llm_fallback_openai_parse_error
+    ngx_http_llm_fallback_openai_parse_error,
+    NULL
 };
 
 

@@ -153,6 +153,11 @@ ngx_http_llm_fallback_send_exhausted(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        if (at[i].reason == NGX_HTTP_LLM_FALLBACK_OPEN) {
+            /* skipped: no status */
+            json_object_set_new(a, "status", json_null());
+        }
+
         if (at[i].reason == NGX_HTTP_LLM_FALLBACK_HTTP) {
             /* "http" alone says little: report http_NNN as in the log */
             json_object_set_new(a, "reason",
@@ -271,7 +276,7 @@ ngx_http_llm_fallback_llm_headers(ngx_http_request_t *r,
 
     /* a cache HIT has a result without any attempt */
 
-    if (ctx->tries == 0 && !ctx->has_result) {
+    if (ctx->tries == 0 && ctx->attempts.nelts == 0 && !ctx->has_result) {
         return NGX_OK;
     }
 

@@ -24,6 +24,8 @@ static ngx_int_t ngx_http_llm_fallback_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_llm_fallback_variable_int(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, ngx_int_t n);
+static ngx_int_t ngx_http_llm_fallback_provider_model_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_http_variable_t  ngx_http_llm_fallback_vars[] = {
@@ -54,6 +56,10 @@ static ngx_http_variable_t  ngx_http_llm_fallback_vars[] = {
 
     { ngx_string("llm_cache_status"), NULL, ngx_http_llm_fallback_variable,
       NGX_HTTP_LLM_FALLBACK_VAR_CACHE_STATUS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llm_provider_model"), NULL,
+      ngx_http_llm_fallback_provider_model_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -172,6 +178,74 @@ ngx_http_llm_fallback_variable_int(ngx_http_request_t *r,
     v->no_cacheable = 1;
     v->not_found = 0;
     v->len = ngx_sprintf(p, "%i", n) - p;
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $llm_provider_model: inside an attempt, the model asked of its
+ * provider (model=, else the client's), escaped as a URI component,
+ * for a provider location whose URL names the model (Gemini)
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_provider_model_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                          *p;
+    ngx_str_t                       *m;
+    uintptr_t                        escape;
+    ngx_http_llm_fallback_sr_ctx_t  *sc;
+
+    sc = NULL;
+
+    if (r != r->main) {
+        sc = ngx_http_get_module_ctx(r, ngx_http_llm_fallback_module);
+
+        if (sc == NULL
+            && r->post_subrequest
+            && r->post_subrequest->handler
+               == ngx_http_llm_fallback_post_subrequest)
+        {
+            /* after an internal redirect in the provider location */
+            sc = r->post_subrequest->data;
+        }
+    }
+
+    if (sc == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    m = sc->provider->model.len ? &sc->provider->model
+                                : &sc->ctx->client_model;
+
+    if (m->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    escape = 2 * ngx_escape_uri(NULL, m->data, m->len,
+                                NGX_ESCAPE_URI_COMPONENT);
+
+    if (escape == 0) {
+        p = m->data;
+
+    } else {
+        p = ngx_pnalloc(r->pool, m->len + escape);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_escape_uri(p, m->data, m->len, NGX_ESCAPE_URI_COMPONENT);
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->len = m->len + escape;
     v->data = p;
 
     return NGX_OK;

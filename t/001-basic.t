@@ -291,3 +291,27 @@ POST /chat
 Content-Type: application/json
 --- error_code: 200
 --- response_body_like: ^\{"choices":\[.*\],"model":"m-echo","id":"chatcmpl-[0-9a-f]{24}","object":"chat.completion","created":\d+\}$
+
+
+
+=== TEST 12: providers may be declared after the locations that use them
+--- config eval
+LLMFake::llm_locations() . q{
+    location /chat { llm_fallback_chain late; }
+}
+--- http_config eval
+LLMFake::fake_providers() . q{
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3;
+        location /x { llm_fallback_chain late; }
+    }
+    llm_provider late uri=/_llm/ok;
+}
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"hi"}]}
+--- more_headers
+Content-Type: application/json
+--- error_code: 200
+--- response_headers
+X-LLM-Provider: late

@@ -6,51 +6,22 @@
 use strict;
 use warnings;
 use FindBin;
-use File::Temp qw(tempdir);
+BEGIN { push @INC, "$FindBin::Bin/lib" }
 use POSIX ();
 use IO::Socket::INET;
 use Test::More;
-
-my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
-my ($so) = grep { /ngx_http_llm_fallback_module\.so$/ }
-    split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} // '');
+use LLMNginx;
 
 plan skip_all => 'TEST_NGINX_LOAD_MODULES does not name the module'
-    unless $so;
+    unless module_path();
 
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0) or die $!;
-    my $port = $s->sockport;
-    close $s;
-    return $port;
-}
-
-my $dir = tempdir(CLEANUP => 1);
 my ($port, $fake) = (free_port(), free_port());
-mkdir "$dir/$_" for qw(conf logs tmp);
 
 my $ok = '{"id":"chatcmpl-c","object":"chat.completion","created":1,'
        . '"model":"m","choices":[{"index":0,"message":{"role":"assistant",'
        . '"content":"hello"},"finish_reason":"stop"}]}';
 
-open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
-print $fh <<"END";
-load_module $so;
-worker_processes 2;
-master_process on;
-daemon on;
-pid $dir/logs/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-
+my $nginx = start_nginx(workers => 2, level => 'warn', http => <<"END");
     upstream fake {
         server 127.0.0.1:$fake;
         keepalive 16;
@@ -78,24 +49,11 @@ http {
         location = /_llm/bad { internal; proxy_pass http://fake/bad; }
         location = /_llm/good { internal; proxy_pass http://fake/good; }
     }
-}
 END
-close $fh;
 
-system($nginx, '-p', "$dir/", '-c', "$dir/conf/nginx.conf") == 0
-    or BAIL_OUT("cannot start nginx");
+END { stop_nginx($nginx) if $nginx }
 
-END {
-    if (-f "$dir/logs/nginx.pid") {
-        system("kill -QUIT \$(cat $dir/logs/nginx.pid) 2>/dev/null");
-        select(undef, undef, undef, 0.3);
-    }
-}
-
-for (1 .. 50) {
-    last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port");
-    select(undef, undef, undef, 0.1);
-}
+wait_port($port) or BAIL_OUT("nginx does not listen");
 
 my $body = '{"messages":[{"role":"user","content":"hi"}]}';
 
@@ -164,8 +122,7 @@ is(scalar @bad, 0, 'every answer is 200 from "good" after one fallback')
 my %pids = map { (split ' ')[3] // 0 => 1 } @lines;
 cmp_ok(scalar keys %pids, '>=', 2, 'both workers served requests');
 
-open my $log, '<', "$dir/logs/error.log" or die $!;
-my @alerts = grep { /\[(alert|crit|emerg)\]|signal/ } <$log>;
+my @alerts = error_log_lines($nginx, qr/\[(alert|crit|emerg)\]|signal/);
 is(scalar @alerts, 0, 'no alert, crit or crash in error.log')
     or diag(@alerts);
 

@@ -537,7 +537,49 @@ llm cache: ignored an invalid entry
 
 
 
-=== TEST 20: Cache-Control: no-cache skips the lookup and stores the answer
+=== TEST 20: llm_status counts each request once, with its final status
+--- init
+main::seed(key => LLMRedis::cache_key(request => '{"messages":[{"role":"user","content":"old"}]}',
+                                      chain => ['p503']),
+           age => 5000);
+--- http_config
+    llm_circuit_breaker zone=llm_cb:1m failures=100;
+--- config
+    location /chat {
+        llm_fallback_chain ok;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    }
+    location /chat2 {
+        llm_fallback_chain ok;
+        llm_cache redis=127.0.0.1:1;
+    }
+    location /chat3 {
+        llm_fallback_chain p503;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT ttl=1s stale=1h;
+    }
+    location = /status { llm_status; }
+--- request eval
+[main::chat(), main::chat(), main::chat(), main::chat(undef, '/chat2'),
+ main::chat('{"messages":[{"role":"user","content":"old"}]}', '/chat3'),
+ main::chat('{"messages":[{"role":"user","content":"new"}]}', '/chat3'),
+ "GET /status"]
+--- more_headers eval
+["Content-Type: application/json", "Content-Type: application/json",
+ "Content-Type: application/json\nCache-Control: no-cache",
+ "Content-Type: application/json", "Content-Type: application/json",
+ "Content-Type: application/json", ""]
+--- error_code eval
+[200, 200, 200, 200, 200, 502, 200]
+--- response_headers eval
+["X-LLM-Cache: MISS", "X-LLM-Cache: HIT", "X-LLM-Cache: BYPASS",
+ "X-LLM-Cache: ERROR", "X-LLM-Cache: STALE", "X-LLM-Cache: MISS", ""]
+--- response_body_like eval
+["", "", "", "", "", "",
+ qr/"cache":\{"hit":1,"miss":2,"stale":1,"bypass":1,"error":1\}/]
+
+
+
+=== TEST 21: Cache-Control: no-cache skips the lookup and stores the answer
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -562,7 +604,7 @@ llm cache: ignored an invalid entry
 
 
 
-=== TEST 21: Cache-Control: no-store skips the lookup and the store
+=== TEST 22: Cache-Control: no-store skips the lookup and the store
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -585,7 +627,7 @@ llm cache: ignored an invalid entry
 
 
 
-=== TEST 22: llm_cache_bypass skips the lookup and still stores
+=== TEST 23: llm_cache_bypass skips the lookup and still stores
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -609,7 +651,7 @@ llm cache: ignored an invalid entry
 
 
 
-=== TEST 23: error responses are never stored
+=== TEST 24: error responses are never stored
 --- config
     location /chat {
         llm_fallback_chain p503;
@@ -636,7 +678,7 @@ llm cache: ignored an invalid entry
 
 
 
-=== TEST 24: a fallback answer is stored and reported with its provider
+=== TEST 25: a fallback answer is stored and reported with its provider
 --- config
     location /chat {
         llm_fallback_chain p503 ok2;
@@ -654,7 +696,7 @@ llm cache: ignored an invalid entry
 
 
 
-=== TEST 25: Redis refusing connections: the request is answered by the providers, status ERROR
+=== TEST 26: Redis refusing connections: the request is answered by the providers, status ERROR
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -678,7 +720,7 @@ llm cache: connect() to redis 127.0.0.1:1 failed
 
 
 
-=== TEST 26: Redis refusing connections: later requests (backing off or trying again) are answered too
+=== TEST 27: Redis refusing connections: later requests (backing off or trying again) are answered too
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -698,7 +740,7 @@ llm cache: connect() to redis 127.0.0.1:1 failed
 
 
 
-=== TEST 27: a Redis that accepts but never answers costs a request at most timeout=
+=== TEST 28: a Redis that accepts but never answers costs a request at most timeout=
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -719,7 +761,7 @@ qr/llm cache: redis 127\.0\.0\.1:\d+ timed out/
 
 
 
-=== TEST 28: a Redis that never answers: later requests too
+=== TEST 29: a Redis that never answers: later requests too
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -738,7 +780,7 @@ qr/llm cache: redis 127\.0\.0\.1:\d+ timed out/
 
 
 
-=== TEST 29: a unix socket
+=== TEST 30: a unix socket
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -755,7 +797,7 @@ qr/llm cache: redis 127\.0\.0\.1:\d+ timed out/
 
 
 
-=== TEST 30: AUTH and SELECT; two locations on one server and db share entries
+=== TEST 31: AUTH and SELECT; two locations on one server and db share entries
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -776,7 +818,7 @@ qr/llm cache: redis 127\.0\.0\.1:\d+ timed out/
 
 
 
-=== TEST 31: a wrong password: ERROR, the request is answered, the password is not logged
+=== TEST 32: a wrong password: ERROR, the request is answered, the password is not logged
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -796,7 +838,7 @@ notthesecret
 
 
 
-=== TEST 32: llm_cache off in a location, and no X-LLM-Cache without a cache
+=== TEST 33: llm_cache off in a location, and no X-LLM-Cache without a cache
 --- config
     llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
 
@@ -820,7 +862,7 @@ notthesecret
 
 
 
-=== TEST 33: prefix= separates caches; llm_response_headers off keeps the variable
+=== TEST 34: prefix= separates caches; llm_response_headers off keeps the variable
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -843,7 +885,7 @@ notthesecret
 
 
 
-=== TEST 34: a request rejected before the lookup has no cache status
+=== TEST 35: a request rejected before the lookup has no cache status
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -858,7 +900,7 @@ POST /chat
 
 
 
-=== TEST 35: llm_cache without redis=
+=== TEST 36: llm_cache without redis=
 --- config
     location /chat { llm_fallback_chain ok; llm_cache ttl=1h; }
 --- must_die
@@ -867,7 +909,7 @@ POST /chat
 
 
 
-=== TEST 36: llm_cache with a bad ttl
+=== TEST 37: llm_cache with a bad ttl
 --- config
     location /chat { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 ttl=soon; }
 --- must_die
@@ -876,7 +918,7 @@ invalid parameter "ttl=soon" of "llm_cache"
 
 
 
-=== TEST 37: llm_cache with ttl=0
+=== TEST 38: llm_cache with ttl=0
 --- config
     location /chat { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 ttl=0; }
 --- must_die
@@ -885,7 +927,7 @@ invalid parameter "ttl=0" of "llm_cache"
 
 
 
-=== TEST 38: llm_cache with an unknown parameter
+=== TEST 39: llm_cache with an unknown parameter
 --- config
     location /chat { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 size=1m; }
 --- must_die
@@ -894,7 +936,7 @@ invalid parameter "size=1m" of "llm_cache"
 
 
 
-=== TEST 39: llm_cache twice
+=== TEST 40: llm_cache twice
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -907,7 +949,7 @@ invalid parameter "size=1m" of "llm_cache"
 
 
 
-=== TEST 40: llm_cache with a bad db
+=== TEST 41: llm_cache with a bad db
 --- config
     location /chat { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 db=x; }
 --- must_die
@@ -916,7 +958,7 @@ invalid parameter "db=x" of "llm_cache"
 
 
 
-=== TEST 41: llm_cache with an invalid port
+=== TEST 42: llm_cache with an invalid port
 --- config
     location /chat2 { llm_fallback_chain ok; llm_cache redis=127.0.0.1:99999; }
 --- must_die
@@ -925,7 +967,7 @@ invalid port in "redis=127.0.0.1:99999" of "llm_cache"
 
 
 
-=== TEST 42: a bad password= is reported without its value
+=== TEST 43: a bad password= is reported without its value
 --- config
     location /chat2 { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 password=; }
 --- must_die

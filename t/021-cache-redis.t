@@ -14,10 +14,10 @@ use Time::HiRes qw(time sleep);
 use JSON::PP ();
 use POSIX ();
 
-use LLMNginx;
+use LLMNode;
 
 BEGIN {
-    if (!LLMNginx::module_so()) {
+    if (!LLMNode::module_so()) {
         plan skip_all => 'TEST_NGINX_LOAD_MODULES does not name the module';
     }
 }
@@ -39,7 +39,7 @@ sub node {
     # valgrind slows nginx down more than the default 100ms allows
     $o{cache} .= ' timeout=2s' if $slow > 1 && $o{cache} !~ /timeout=/;
 
-    return LLMNginx->new(http => <<"END");
+    return LLMNode->new(http => <<"END");
     llm_provider ok uri=/_llm/ok;
 
     server {

@@ -1,5 +1,5 @@
 # Self-test of the Test::Nginx harness: requests and responses.
-# Runs unchanged under the real Test::Nginx (see t/harness-selftest/README).
+# Runs unchanged under the real Test::Nginx (see README.md here).
 use FindBin;
 BEGIN { push @INC, "$FindBin::Bin/../lib" }   # appended: a real installed Test::Nginx wins
 # own port and server root, so these files never collide with the project's

@@ -1,74 +1,94 @@
 package LLMNginx;
 
-# An nginx instance of its own for plain Test::More scripts (two nodes,
-# faults injected between requests, clients that go away), with a fake
-# provider server inside it and a blocking HTTP client that times each
-# request.
-#
-#   my $n = LLMNginx->new(http => $text);   # @PORT@, @FAKE@ substituted
-#   my $res = $n->request(body => $json, headers => [...]);
-#   $res->{status}, $res->{headers}{'x-llm-cache'}, $res->{body},
-#   $res->{elapsed}
-#
-# With TEST_NGINX_USE_VALGRIND=1 nginx runs in the foreground under
-# valgrind (one process); valgrind_errors() returns its findings.
+# A self-managed nginx for the plain Test::More scripts in t/ (several
+# workers, concurrent clients, reloads, client aborts): what one request at
+# a time under Test::Nginx cannot show. The module comes from
+# TEST_NGINX_LOAD_MODULES and the binary from TEST_NGINX_BINARY, as for the
+# Test::Nginx suites.
 
 use strict;
 use warnings;
-use IO::Socket::INET;
 use File::Temp qw(tempdir);
-use Time::HiRes qw(time sleep);
-use POSIX ();
+use IO::Socket::INET;
+use Exporter 'import';
 
-my $owner = $$;
-my @instances;
+our @EXPORT = qw(module_path free_port start_nginx stop_nginx
+                 wait_port error_log_lines reload_nginx);
 
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0, ReuseAddr => 1)
-        or die "cannot find a free port: $!";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
-}
-
-sub module_so {
+sub module_path {
     my ($so) = grep { /ngx_http_llm_fallback_module\.so$/ }
         split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} // '');
     return $so;
 }
 
-sub new {
-    my ($class, %o) = @_;
-    my $self = bless {
-        dir => tempdir(CLEANUP => 1),
-        port => free_port(),
-        fake => $o{fake} // free_port(),
-        valgrind => $ENV{TEST_NGINX_USE_VALGRIND} ? 1 : 0,
-        workers => $o{workers} // 1,
-    }, $class;
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0) or die $!;
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
 
-    my $dir = $self->{dir};
+sub wait_port {
+    my ($port) = @_;
+
+    for (1 .. 100) {
+        return 1 if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port");
+        select(undef, undef, undef, 0.05);
+    }
+
+    return 0;
+}
+
+# start_nginx(http => $text, workers => N, level => 'info'): writes a
+# configuration with the module loaded and the http{} text given, starts
+# nginx (master process on) and returns { dir, pid_file, error_log }.
+sub start_nginx {
+    my (%o) = @_;
+    my $dir = tempdir(CLEANUP => 1);
+    my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
+
     mkdir "$dir/$_" for qw(conf logs tmp html);
 
-    my $http = $o{http};
-    $http =~ s/\@PORT\@/$self->{port}/g;
-    $http =~ s/\@FAKE\@/$self->{fake}/g;
+    my $n = { dir => $dir, pid_file => "$dir/logs/nginx.pid",
+              error_log => "$dir/logs/error.log",
+              workers => $o{workers} // 2, level => $o{level} // 'info' };
 
-    my $so = module_so() or die "TEST_NGINX_LOAD_MODULES does not name "
-                              . "the module\n";
-    my $proc = $self->{valgrind}
-             ? "daemon off;\nmaster_process off;\n"
-             : "daemon on;\nmaster_process on;\n"
-               . "worker_processes $self->{workers};\n";
+    write_conf($n, $o{http});
+
+    system($nginx, '-p', "$dir/", '-c', "$dir/conf/nginx.conf") == 0
+        or die "cannot start nginx\n";
+
+    return $n;
+}
+
+# reload_nginx($n, http => $text): a new configuration, then SIGHUP
+sub reload_nginx {
+    my ($n, %o) = @_;
+
+    write_conf($n, $o{http});
+
+    open my $fh, '<', $n->{pid_file} or die "no pid file\n";
+    my $pid = <$fh>;
+    chomp $pid;
+
+    kill 'HUP', $pid or die "cannot signal nginx\n";
+}
+
+sub write_conf {
+    my ($n, $http) = @_;
+    my $dir = $n->{dir};
+    my $so = module_path() or die "TEST_NGINX_LOAD_MODULES: no module\n";
 
     open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
     print $fh <<"END";
 load_module $so;
-$proc
+worker_processes $n->{workers};
+master_process on;
+daemon on;
 pid $dir/logs/nginx.pid;
-error_log $dir/logs/error.log info;
-events { worker_connections 256; }
+error_log $dir/logs/error.log $n->{level};
+events { worker_connections 1024; }
 http {
     access_log off;
     client_body_temp_path $dir/tmp/body;
@@ -81,192 +101,29 @@ $http
 }
 END
     close $fh;
-
-    $self->start;
-    push @instances, $self;
-
-    return $self;
 }
 
-sub start {
-    my ($self) = @_;
-    my $dir = $self->{dir};
-    my $nginx = $ENV{TEST_NGINX_BINARY} || 'nginx';
-    my @cmd = ($nginx, '-p', "$dir/", '-c', "$dir/conf/nginx.conf");
+sub stop_nginx {
+    my ($n) = @_;
 
-    if ($self->{valgrind}) {
-        my $pid = fork // die "fork: $!";
+    return unless $n && -f $n->{pid_file};
 
-        if ($pid == 0) {
-            open STDOUT, '>', '/dev/null';
-            { exec 'valgrind', '-q', '--tool=memcheck', '--leak-check=full',
-                   '--num-callers=50', '--keep-debuginfo=yes',
-                   "--log-file=$dir/logs/valgrind.log", @cmd };
-            POSIX::_exit(127);
-        }
-
-        $self->{pid} = $pid;
-
-    } else {
-        system(@cmd) == 0 or die "cannot start nginx\n";
-    }
-
-    for (1 .. ($self->{valgrind} ? 300 : 100)) {
-        return if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$self->{port}");
-        sleep 0.05;
-    }
-
-    die "nginx did not start listening on $self->{port}\n";
-}
-
-sub port { $_[0]{port} }
-sub fake { $_[0]{fake} }
-
-sub master_pid {
-    my ($self) = @_;
-    open my $fh, '<', "$self->{dir}/logs/nginx.pid" or return undef;
+    open my $fh, '<', $n->{pid_file} or return;
     my $pid = <$fh>;
-    chomp $pid if defined $pid;
-    return $pid;
-}
-
-# A request with Connection: close. Options: path, body, headers (array of
-# "Name: value"), timeout, close_after (seconds: send, wait, close without
-# reading; returns undef).
-sub request {
-    my ($self, %o) = @_;
-    my $body = $o{body} // '{"messages":[{"role":"user","content":"hi"}]}';
-    my $path = $o{path} // '/chat';
-    my $t0 = time;
-
-    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$self->{port}",
-                                  Timeout => $o{timeout} // 10)
-        or return { status => 0, error => "connect: $!",
-                    elapsed => time - $t0 };
-
-    print $s "POST $path HTTP/1.1\r\nHost: localhost\r\n"
-           . "Content-Type: application/json\r\n"
-           . join('', map { "$_\r\n" } @{ $o{headers} // [] })
-           . "Content-Length: " . length($body) . "\r\n"
-           . "Connection: close\r\n\r\n$body";
-
-    if (defined $o{close_after}) {
-        sleep $o{close_after};
-        close $s;
-        return undef;
-    }
-
-    my $raw = '';
-    my $timeout = $o{timeout} // 10;
-
-    eval {
-        local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm $timeout;
-        while (1) {
-            my $n = sysread($s, my $buf, 65536);
-            last unless $n;
-            $raw .= $buf;
-        }
-        alarm 0;
-    };
-    alarm 0;
-    close $s;
-
-    my $res = { elapsed => time - $t0, raw => $raw, headers => {} };
-    my ($head, $rbody) = split /\r\n\r\n/, $raw, 2;
-
-    return { %$res, status => 0, error => $@ || 'no response' }
-        unless defined $head && $head =~ m{^HTTP/1\.\d (\d+)};
-
-    $res->{status} = $1;
-
-    for my $line (split /\r\n/, $head) {
-        $res->{headers}{lc $1} = $2 if $line =~ /^([^:]+):\s*(.*)$/;
-    }
-
-    $rbody //= '';
-
-    if (($res->{headers}{'transfer-encoding'} // '') =~ /chunked/i) {
-        my $out = '';
-        while ($rbody =~ s/^([0-9a-fA-F]+)\r\n//) {
-            my $len = hex $1;
-            last if $len == 0;
-            $out .= substr($rbody, 0, $len);
-            substr($rbody, 0, $len + 2) = '';
-        }
-        $rbody = $out;
-    }
-
-    $res->{body} = $rbody;
-
-    return $res;
-}
-
-sub error_log {
-    my ($self) = @_;
-    open my $fh, '<', "$self->{dir}/logs/error.log" or return '';
-    local $/;
-    return scalar <$fh>;
-}
-
-sub stop {
-    my ($self) = @_;
-    return if $self->{stopped}++;
-
-    my $pid = $self->{valgrind} ? $self->{pid} : $self->master_pid;
-    return unless $pid;
-
-    # one process without a master exits at once on QUIT: let the last
-    # connections close first, or valgrind reports their memory
-    sleep 1 if $self->{valgrind};
-
+    chomp $pid;
     kill 'QUIT', $pid;
 
-    if ($self->{valgrind}) {
-        waitpid $pid, 0;
-        return;
-    }
-
-    for (1 .. 100) {
+    for (1 .. 50) {
         last unless kill 0, $pid;
-        sleep 0.05;
+        select(undef, undef, undef, 0.1);
     }
 }
 
-# valgrind's findings: every error, and the leaks that involve the module
-# or its libraries (stock nginx 1.22 reports a few at exit on its own:
-# ngx_set_environment, ngx_single_process_cycle, ngx_crc32_table_init)
-sub valgrind_errors {
-    my ($self) = @_;
-    return () unless $self->{valgrind};
-    $self->stop;
+sub error_log_lines {
+    my ($n, $re) = @_;
 
-    open my $fh, '<', "$self->{dir}/logs/valgrind.log" or return ();
-    local $/;
-    my $log = <$fh> // '';
-
-    my @records = grep { /\S/ } split /^==\d+==\s*\n/m, $log;
-
-    if (my $dump = $ENV{LLM_VALGRIND_DUMP}) {
-        open my $out, '>>', $dump or die "$dump: $!";
-        print $out $log;
-    }
-
-    return grep {
-        !/ are (possibly|definitely|indirectly) lost /
-        || / definitely lost /
-           && /ngx_http_llm_fallback|redis|json_|SHA256/
-           && !/ngx_set_environment|ngx_single_process_cycle/
-    } @records;
-}
-
-
-END {
-    local $?;
-
-    if ($$ == $owner) {
-        $_->stop for @instances;
-    }
+    open my $fh, '<', $n->{error_log} or return ();
+    return grep { $_ =~ $re } <$fh>;
 }
 
 1;

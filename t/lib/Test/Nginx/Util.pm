@@ -775,8 +775,8 @@ sub run_must_die_test ($$) {
     my $name = $block->name;
     my $cmd = nginx_command($block);
 
+    $ErrLogFilePos = 0;
     for my $i (0 .. $RepeatEach - 1) {
-        $ErrLogFilePos = 0;
         system($cmd);
         my $status = $?;
         my $exit_code = $status == -1 ? undef : $status >> 8;
@@ -1076,15 +1076,24 @@ my %UnsupportedSections = map { $_ => 1 } qw(
 );
 
 # Warn about misspelled section names (the real Test::Nginx silently
-# ignores them, so "--- response_bdy" would pass without checking).
+# ignores them, so "--- response_bdy" would pass without checking), and
+# about "--- foo eval" sections whose Perl code did not compile (Test::Base
+# then silently uses the error message as the value).
 sub check_section_names (@) {
     for my $block (@_) {
         for my $sec (@{ $block->{_section_order}[0] || [] }) {
-            next if $SupportedSections{$sec};
             my $where = "$0: " . $block->name;
+            my $value = $block->$sec;
+            if (defined $value && !ref $value
+                && $block->{_section_map}[0]{$sec}{filters} =~ /\beval\b/
+                && $value =~ /at \(eval \d+\) line \d+/)
+            {
+                warn "WARNING: $where - --- $sec eval failed: $value";
+            }
+            next if $SupportedSections{$sec};
             if ($UnsupportedSections{$sec}) {
-                warn_once "WARNING: $where - section \"--- $sec\" is not "
-                          . "supported by this harness (t/lib/Test/Nginx); ignored.\n";
+                warn_once "WARNING: $0 - section \"--- $sec\" is not supported "
+                          . "by this harness (t/lib/Test/Nginx); ignored.\n";
             } else {
                 warn "WARNING: $where - unknown section \"--- $sec\" "
                      . "(misspelled?); it is ignored.\n";

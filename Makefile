@@ -1,0 +1,175 @@
+# ngx_http_llm_fallback_module: build, test, demo.
+#
+#   make deps        install missing Debian packages (apt-get; quick no-op)
+#   make             build build/ngx_http_llm_fallback_module.so against the
+#                    distro nginx (nginx-dev headers), warnings are errors
+#   make test        deps + build, prove -r t/, node SDK test, nginx -t of
+#                    conf/examples/*.conf
+#   make build-asan  nginx + module with AddressSanitizer and UBSan under
+#                    build/asan/ (from Debian's nginx source package)
+#   make test-asan   the same suites against the ASan build; any sanitizer
+#                    report fails
+#   make demo        nginx with the module on 127.0.0.1:8080, fake providers
+#   make demo-stop   stop it
+#   make lint        C style checks (util/lint.sh)
+#   make fuzz        libFuzzer harnesses of the translators, FUZZ_SECONDS
+#                    each (default 60)
+#   make bench       the module against plain proxy_pass (bench/run.sh)
+#   make bench-callgrind  instructions per request (bench/callgrind.sh)
+#   make clean
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+MODULE     := ngx_http_llm_fallback_module
+TOP        := $(CURDIR)
+BUILD      := $(TOP)/build
+
+NGINX_BIN  ?= /usr/sbin/nginx
+NGINX_DEV  ?= /usr/share/nginx/src
+
+OBJ        := $(BUILD)/nginx
+SO         := $(BUILD)/$(MODULE).so
+
+ASAN_DIR   := $(BUILD)/asan
+ASAN_BIN   := $(ASAN_DIR)/sbin/nginx
+ASAN_SO    := $(ASAN_DIR)/$(MODULE).so
+ASAN_LOGS  := $(ASAN_DIR)/logs
+
+PROVE      ?= prove
+PROVE_JOBS ?= 2
+PROVE_ARGS ?=
+TESTS      ?= t/
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+# Test::Nginx settings shared by test and test-asan. The .t files put t/lib
+# on @INC themselves (at its end), so PERL5LIB is left alone.
+TEST_ENV = TEST_NGINX_RANDOMIZE=1
+
+.PHONY: all build deps test test-prove test-sdk test-examples \
+        build-asan test-asan demo demo-stop lint clean sdk-deps \
+        fuzz bench bench-callgrind
+
+all: build
+
+
+# ---------------------------------------------------------------- deps
+
+deps:
+	@bash util/deps.sh
+
+
+# ---------------------------------------------------------------- build
+
+# configure again only when the module's config changed or there is none
+$(OBJ)/Makefile: config
+	@if [ ! -x $(NGINX_DEV)/configure ]; then \
+	    echo "no $(NGINX_DEV)/configure: run 'make deps' (nginx-dev)" >&2; \
+	    exit 1; \
+	fi
+	@mkdir -p $(OBJ)
+	rm -f $@
+	cd $(NGINX_DEV) && . ./conf_flags \
+	    && ./configure "$${NGX_CONF_FLAGS[@]}" --with-cc-opt=-Werror \
+	        --add-dynamic-module=$(TOP) --builddir=$(OBJ) \
+	        > $(OBJ)/configure.log 2>&1 \
+	    || { tail -n 30 $(OBJ)/configure.log; exit 1; }
+	@test -f $@
+
+# nginx's own Makefile knows the dependencies of every object; the .so is
+# renamed into place so a running nginx that mapped the old one is not hurt
+build: $(OBJ)/Makefile
+	$(MAKE) -j$(JOBS) -f $(OBJ)/Makefile -C $(NGINX_DEV) modules
+	@if ! cmp -s $(OBJ)/$(MODULE).so $(SO); then \
+	    cp $(OBJ)/$(MODULE).so $(SO).tmp && mv -f $(SO).tmp $(SO) \
+	    && echo "built $(SO)"; \
+	fi
+
+
+# ---------------------------------------------------------------- tests
+
+test: deps build
+	@$(MAKE) --no-print-directory -k test-examples test-prove test-sdk
+
+test-prove:
+	@echo "=== prove -r $(TESTS) (nginx $(NGINX_BIN)) ==="
+	$(TEST_ENV) TEST_NGINX_BINARY=$(NGINX_BIN) \
+	    TEST_NGINX_LOAD_MODULES=$(SO) \
+	    $(PROVE) -j$(PROVE_JOBS) -r $(PROVE_ARGS) $(TESTS)
+
+t/sdk/node_modules/.package-lock.json: t/sdk/package.json \
+                                       t/sdk/package-lock.json
+	cd t/sdk && npm ci --no-audit --no-fund --loglevel=error
+
+sdk-deps: t/sdk/node_modules/.package-lock.json
+
+test-sdk: sdk-deps
+	@echo "=== node --test t/sdk/ (openai SDK) ==="
+	cd t/sdk && LLM_MODULE_SO=$(SO) LLM_NGINX_BINARY=$(NGINX_BIN) \
+	    node --test
+
+test-examples:
+	@echo "=== nginx -t conf/examples/*.conf ==="
+	NGINX_BIN=$(NGINX_BIN) bash util/check-examples.sh $(SO)
+
+
+# ---------------------------------------------------------------- asan
+
+build-asan:
+	@bash util/build-asan.sh "$(ASAN_DIR)"
+
+test-asan: deps build-asan
+	@rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
+	@rc=0; \
+	echo "=== prove -r $(TESTS) (AddressSanitizer nginx) ==="; \
+	set -o pipefail; \
+	$(TEST_ENV) TEST_NGINX_BINARY=$(ASAN_BIN) \
+	    TEST_NGINX_LOAD_MODULES=$(ASAN_SO) \
+	    bash util/asan-env.sh $(ASAN_LOGS) \
+	    $(PROVE) -j$(PROVE_JOBS) -r $(PROVE_ARGS) $(TESTS) 2>&1 \
+	    | tee $(ASAN_LOGS)/prove.out || rc=1; \
+	$(MAKE) --no-print-directory sdk-deps || rc=1; \
+	echo "=== node --test t/sdk/ (AddressSanitizer nginx) ==="; \
+	(cd t/sdk && LLM_MODULE_SO=$(ASAN_SO) LLM_NGINX_BINARY=$(ASAN_BIN) \
+	    bash ../../util/asan-env.sh $(ASAN_LOGS) node --test) 2>&1 \
+	    | tee $(ASAN_LOGS)/sdk.out || rc=1; \
+	echo "=== sanitizer reports ==="; \
+	bash util/sanitizer-check.sh $(ASAN_LOGS) || rc=1; \
+	exit $$rc
+
+
+# ---------------------------------------------------------------- fuzz
+
+FUZZ_SECONDS ?= 60
+
+fuzz: deps
+	@echo "=== libFuzzer: each translator for $(FUZZ_SECONDS) s ==="
+	bash util/fuzz/run.sh $(FUZZ_SECONDS)
+
+
+# ---------------------------------------------------------------- bench
+
+bench: deps build
+	bash bench/run.sh
+
+bench-callgrind: deps build
+	bash bench/callgrind.sh
+
+
+# ---------------------------------------------------------------- demo
+
+demo: build
+	@bash util/demo.sh start
+
+demo-stop:
+	@bash util/demo.sh stop
+
+
+# ---------------------------------------------------------------- misc
+
+lint:
+	@bash util/lint.sh
+
+clean:
+	@if [ -f $(BUILD)/demo/logs/nginx.pid ]; then bash util/demo.sh stop; fi
+	rm -rf $(BUILD) t/servroot* t/sdk/node_modules
