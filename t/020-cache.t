@@ -415,7 +415,55 @@ qr/\[warn\] .*llm cache: every provider failed \(p503:http_503,garbage:invalid_r
 
 
 
-=== TEST 15: an entry past ttl + stale is not served (clock skew between nodes)
+=== TEST 15: stale-if-error when every provider's circuit is open
+--- init
+main::seed(key => LLMRedis::cache_key(request => $main::Hi, chain => ['p503']),
+           age => 5000);
+--- http_config
+    llm_circuit_breaker zone=llm_cb:1m failures=1 cooldown=1h max_cooldown=1h;
+--- config
+    location /chat {
+        llm_fallback_chain p503;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT ttl=1s stale=1h;
+    }
+--- request eval
+[main::chat('{"messages":[{"role":"user","content":"other"}]}'), main::chat()]
+--- error_code eval
+[502, 200]
+--- response_headers eval
+["X-LLM-Cache: MISS",
+ "X-LLM-Cache: STALE\nX-LLM-Provider: elsewhere\nX-LLM-Attempts: 0\nX-LLM-Fallback: p503:open"]
+--- response_body_like eval
+["llm_providers_exhausted", '"content":"from another node"']
+
+
+
+=== TEST 16: stale-if-error when llm_fallback_timeout passes
+--- init
+main::seed(key => LLMRedis::cache_key(request => $main::Hi, chain => ['hang']),
+           age => 5000);
+--- http_config
+    llm_provider hang uri=/_llm/hang;
+--- config
+    location /chat {
+        llm_fallback_chain hang;
+        llm_fallback_timeout 300ms;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT ttl=1s stale=1h;
+    }
+--- request eval
+main::chat()
+--- error_code: 200
+--- response_headers
+X-LLM-Cache: STALE
+X-LLM-Provider: elsewhere
+X-LLM-Attempts: 1
+--- response_body_like: "content":"from another node"
+--- error_log
+serving a stale answer
+
+
+
+=== TEST 17: an entry past ttl + stale is not served (clock skew between nodes)
 --- init
 main::seed(key => LLMRedis::cache_key(request => $main::Hi, chain => ['p503']),
            age => 5000);
@@ -434,7 +482,7 @@ serving a stale answer
 
 
 
-=== TEST 16: an invalid entry is ignored (MISS) and replaced
+=== TEST 18: an invalid entry is ignored (MISS) and replaced
 --- init
 LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['ok']),
                     'not json');
@@ -452,7 +500,7 @@ LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['
 
 
 
-=== TEST 17: an entry with escapes, white space and fields of a later version is read
+=== TEST 19: an entry with escapes, white space and fields of a later version is read
 --- init
 my $now = int(Time::HiRes::time() * 1000);
 LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['p503']),
@@ -481,7 +529,7 @@ LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['
 
 
 
-=== TEST 18: entries that are not ours are ignored (MISS, logged) and replaced
+=== TEST 20: entries that are not ours are ignored (MISS, logged) and replaced
 --- init
 my @bad = (
     '{"provider":"p","stored":1700000000000,"completion":{"a":1}',
@@ -514,7 +562,7 @@ for my $i (0 .. $#bad) {
 
 
 
-=== TEST 19: a stream request does not get a completion that is not JSON
+=== TEST 21: a stream request does not get a completion that is not JSON
 --- init
 my $now = int(Time::HiRes::time() * 1000);
 LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['ok']),
@@ -537,7 +585,7 @@ llm cache: ignored an invalid entry
 
 
 
-=== TEST 20: llm_status counts each request once, with its final status
+=== TEST 22: llm_status counts each request once, with its final status
 --- init
 main::seed(key => LLMRedis::cache_key(request => '{"messages":[{"role":"user","content":"old"}]}',
                                       chain => ['p503']),
@@ -579,7 +627,7 @@ main::seed(key => LLMRedis::cache_key(request => '{"messages":[{"role":"user","c
 
 
 
-=== TEST 21: Cache-Control: no-cache skips the lookup and stores the answer
+=== TEST 23: Cache-Control: no-cache skips the lookup and stores the answer
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -604,7 +652,7 @@ main::seed(key => LLMRedis::cache_key(request => '{"messages":[{"role":"user","c
 
 
 
-=== TEST 22: Cache-Control: no-store skips the lookup and the store
+=== TEST 24: Cache-Control: no-store skips the lookup and the store
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -627,7 +675,7 @@ main::seed(key => LLMRedis::cache_key(request => '{"messages":[{"role":"user","c
 
 
 
-=== TEST 23: llm_cache_bypass skips the lookup and still stores
+=== TEST 25: llm_cache_bypass skips the lookup and still stores
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -651,7 +699,7 @@ main::seed(key => LLMRedis::cache_key(request => '{"messages":[{"role":"user","c
 
 
 
-=== TEST 24: error responses are never stored
+=== TEST 26: error responses are never stored
 --- config
     location /chat {
         llm_fallback_chain p503;
@@ -678,7 +726,7 @@ main::seed(key => LLMRedis::cache_key(request => '{"messages":[{"role":"user","c
 
 
 
-=== TEST 25: a fallback answer is stored and reported with its provider
+=== TEST 27: a fallback answer is stored and reported with its provider
 --- config
     location /chat {
         llm_fallback_chain p503 ok2;
@@ -696,7 +744,7 @@ main::seed(key => LLMRedis::cache_key(request => '{"messages":[{"role":"user","c
 
 
 
-=== TEST 26: Redis refusing connections: the request is answered by the providers, status ERROR
+=== TEST 28: Redis refusing connections: the request is answered by the providers, status ERROR
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -720,7 +768,7 @@ llm cache: connect() to redis 127.0.0.1:1 failed
 
 
 
-=== TEST 27: Redis refusing connections: later requests (backing off or trying again) are answered too
+=== TEST 29: Redis refusing connections: later requests (backing off or trying again) are answered too
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -740,7 +788,7 @@ llm cache: connect() to redis 127.0.0.1:1 failed
 
 
 
-=== TEST 28: a Redis that accepts but never answers costs a request at most timeout=
+=== TEST 30: a Redis that accepts but never answers costs a request at most timeout=
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -761,7 +809,7 @@ qr/llm cache: redis 127\.0\.0\.1:\d+ timed out/
 
 
 
-=== TEST 29: a Redis that never answers: later requests too
+=== TEST 31: a Redis that never answers: later requests too
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -780,7 +828,7 @@ qr/llm cache: redis 127\.0\.0\.1:\d+ timed out/
 
 
 
-=== TEST 30: a unix socket
+=== TEST 32: a unix socket
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -797,7 +845,7 @@ qr/llm cache: redis 127\.0\.0\.1:\d+ timed out/
 
 
 
-=== TEST 31: AUTH and SELECT; two locations on one server and db share entries
+=== TEST 33: AUTH and SELECT; two locations on one server and db share entries
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -818,7 +866,7 @@ qr/llm cache: redis 127\.0\.0\.1:\d+ timed out/
 
 
 
-=== TEST 32: a wrong password: ERROR, the request is answered, the password is not logged
+=== TEST 34: a wrong password: ERROR, the request is answered, the password is not logged
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -838,7 +886,7 @@ notthesecret
 
 
 
-=== TEST 33: llm_cache off in a location, and no X-LLM-Cache without a cache
+=== TEST 35: llm_cache off in a location, and no X-LLM-Cache without a cache
 --- config
     llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
 
@@ -862,7 +910,7 @@ notthesecret
 
 
 
-=== TEST 34: prefix= separates caches; llm_response_headers off keeps the variable
+=== TEST 36: prefix= separates caches; llm_response_headers off keeps the variable
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -885,7 +933,7 @@ notthesecret
 
 
 
-=== TEST 35: a request rejected before the lookup has no cache status
+=== TEST 37: a request rejected before the lookup has no cache status
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -900,7 +948,7 @@ POST /chat
 
 
 
-=== TEST 36: llm_cache without redis=
+=== TEST 38: llm_cache without redis=
 --- config
     location /chat { llm_fallback_chain ok; llm_cache ttl=1h; }
 --- must_die
@@ -909,7 +957,7 @@ POST /chat
 
 
 
-=== TEST 37: llm_cache with a bad ttl
+=== TEST 39: llm_cache with a bad ttl
 --- config
     location /chat { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 ttl=soon; }
 --- must_die
@@ -918,7 +966,7 @@ invalid parameter "ttl=soon" of "llm_cache"
 
 
 
-=== TEST 38: llm_cache with ttl=0
+=== TEST 40: llm_cache with ttl=0
 --- config
     location /chat { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 ttl=0; }
 --- must_die
@@ -927,7 +975,7 @@ invalid parameter "ttl=0" of "llm_cache"
 
 
 
-=== TEST 39: llm_cache with an unknown parameter
+=== TEST 41: llm_cache with an unknown parameter
 --- config
     location /chat { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 size=1m; }
 --- must_die
@@ -936,7 +984,7 @@ invalid parameter "size=1m" of "llm_cache"
 
 
 
-=== TEST 40: llm_cache twice
+=== TEST 42: llm_cache twice
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -949,7 +997,7 @@ invalid parameter "size=1m" of "llm_cache"
 
 
 
-=== TEST 41: llm_cache with a bad db
+=== TEST 43: llm_cache with a bad db
 --- config
     location /chat { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 db=x; }
 --- must_die
@@ -958,7 +1006,7 @@ invalid parameter "db=x" of "llm_cache"
 
 
 
-=== TEST 42: llm_cache with an invalid port
+=== TEST 44: llm_cache with an invalid port
 --- config
     location /chat2 { llm_fallback_chain ok; llm_cache redis=127.0.0.1:99999; }
 --- must_die
@@ -967,7 +1015,7 @@ invalid port in "redis=127.0.0.1:99999" of "llm_cache"
 
 
 
-=== TEST 43: a bad password= is reported without its value
+=== TEST 45: a bad password= is reported without its value
 --- config
     location /chat2 { llm_fallback_chain ok; llm_cache redis=127.0.0.1:6379 password=; }
 --- must_die
