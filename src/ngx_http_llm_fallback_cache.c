@@ -97,7 +97,7 @@ static u_char *ngx_http_llm_fallback_cache_skip_string(u_char *p,
     u_char *last);
 static ngx_int_t ngx_http_llm_fallback_cache_string(ngx_http_request_t *r,
     u_char *start, u_char *end, ngx_str_t *out);
-static ngx_int_t ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
+static ngx_int_t ngx_http_llm_fallback_cache_prepare(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_cache_entry_t *entry, ngx_uint_t status);
 static void ngx_http_llm_fallback_cache_count(void *data);
@@ -454,14 +454,17 @@ ngx_http_llm_fallback_cache_resume(ngx_http_llm_fallback_redis_op_t *op)
             ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "llm cache: HIT \"%V\", age %L ms", &cc->key, age);
 
-            if (ngx_http_llm_fallback_cache_serve(r, ctx, &entry,
-                                              NGX_HTTP_LLM_FALLBACK_CACHE_HIT)
-                == NGX_OK)
-            {
-                return;
+            rc = ngx_http_llm_fallback_cache_prepare(r, ctx, &entry,
+                                              NGX_HTTP_LLM_FALLBACK_CACHE_HIT);
+
+            if (rc == NGX_DECLINED) {
+                break;
             }
 
-            break;
+            ngx_http_llm_fallback_finish(r, ctx,
+                rc == NGX_OK ? ngx_http_llm_fallback_send_result(r, ctx)
+                             : NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
         }
 
         if (age < (int64_t) (cc->conf->ttl + cc->conf->stale)) {
@@ -580,6 +583,7 @@ ngx_http_llm_fallback_cache_stale(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx)
 {
     int64_t                             age;
+    ngx_int_t                           rc;
     ngx_http_llm_fallback_cache_ctx_t  *cc;
 
     cc = ctx->cache;
@@ -594,15 +598,29 @@ ngx_http_llm_fallback_cache_stale(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    cc->has_stale = 0;
+
+    rc = ngx_http_llm_fallback_cache_prepare(r, ctx, &cc->stale,
+                                           NGX_HTTP_LLM_FALLBACK_CACHE_STALE);
+
+    if (rc == NGX_DECLINED) {
+        return NGX_DECLINED;
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_OK;
+    }
+
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "llm cache: every provider failed (%V), serving a stale "
                   "answer stored %L ms ago",
                   ngx_http_llm_fallback_reasons(ctx), age);
 
-    cc->has_stale = 0;
+    ngx_http_llm_fallback_finish(r, ctx,
+                                 ngx_http_llm_fallback_send_result(r, ctx));
 
-    return ngx_http_llm_fallback_cache_serve(r, ctx, &cc->stale,
-                                           NGX_HTTP_LLM_FALLBACK_CACHE_STALE);
+    return NGX_OK;
 }
 
 
@@ -1084,13 +1102,13 @@ ngx_http_llm_fallback_cache_string(ngx_http_request_t *r, u_char *start,
 
 
 /*
- * Answers from an entry, without any attempt, and finalizes the request.
- * NGX_DECLINED: the completion is not valid JSON (a stream replay needs
- * it parsed), nothing was sent.
+ * Makes an entry the request's result (without any attempt); the caller
+ * sends it.  NGX_DECLINED: the completion is not valid JSON (a stream
+ * replay needs it parsed), nothing was changed.
  */
 
 static ngx_int_t
-ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
+ngx_http_llm_fallback_cache_prepare(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_cache_entry_t *entry, ngx_uint_t status)
 {
@@ -1116,9 +1134,7 @@ ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
 
         if (ngx_http_llm_fallback_json_keep(r->pool, completion) != NGX_OK) {
             json_decref(completion);
-            ngx_http_llm_fallback_finish(r, ctx,
-                                         NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return NGX_OK;
+            return NGX_ERROR;
         }
     }
 
@@ -1135,9 +1151,7 @@ ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
     if (p == NULL) {
         p = ngx_pcalloc(r->pool, sizeof(ngx_http_llm_fallback_provider_t));
         if (p == NULL) {
-            ngx_http_llm_fallback_finish(r, ctx,
-                                         NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return NGX_OK;
+            return NGX_ERROR;
         }
 
         p->name = entry->provider;
@@ -1151,9 +1165,6 @@ ngx_http_llm_fallback_cache_serve(ngx_http_request_t *r,
     ctx->has_result = 1;
     ctx->ttft = ngx_current_msec - ctx->start;
     ctx->cache->status = status;
-
-    ngx_http_llm_fallback_finish(r, ctx,
-                                 ngx_http_llm_fallback_send_result(r, ctx));
 
     return NGX_OK;
 }
