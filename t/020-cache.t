@@ -9,17 +9,23 @@
 
 use FindBin;
 BEGIN { push @INC, "$FindBin::Bin/lib" }
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket;
 use LLMFake;
 use LLMRedis;
 use Time::HiRes ();
+
+if (!$LLMRedis::Available) {
+    plan(skip_all => 'redis-server is not installed (Debian: redis-server)');
+}
+
+plan('no_plan');
 
 our $Hi = '{"messages":[{"role":"user","content":"hi"}]}';
 our $Ok = LLMFake::completion('hello from ok');
 
 BEGIN {
-    $ENV{TEST_NGINX_REDIS_AUTH_PORT} =
-        LLMRedis::redis_start(args => ['--requirepass', 'secret']);
+    $ENV{TEST_NGINX_REDIS_AUTH_PORT} = $LLMRedis::Available
+        ? LLMRedis::redis_start(args => ['--requirepass', 'secret']) : 1;
 }
 
 sub seed {

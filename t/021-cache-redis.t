@@ -24,6 +24,10 @@ BEGIN {
 
 use LLMRedis;
 
+if (!$LLMRedis::Available) {
+    plan skip_all => 'redis-server is not installed (Debian: redis-server)';
+}
+
 my $slow = $ENV{TEST_NGINX_USE_VALGRIND} ? 6 : 1;
 
 my $ok = '{"id":"chatcmpl-c","object":"chat.completion","created":1,'
