@@ -26,6 +26,7 @@ WARMUP="${WARMUP:-2s}"
 MOCK_PORT="${MOCK_PORT:-18181}"
 PROXY_PORT="${PROXY_PORT:-18182}"
 MODULE_PORT="${MODULE_PORT:-18183}"
+REDIS_PORT="${REDIS_PORT:-18184}"
 MODULE_SO="${MODULE_SO:-$TOP/build/ngx_http_llm_fallback_module.so}"
 NGINX="${NGINX:-/usr/sbin/nginx}"
 RUN_DIR="${BENCH_DIR_RUN:-/tmp/llm-bench/run-$(date +%Y%m%d-%H%M%S)}"
@@ -36,8 +37,11 @@ proxy|http://127.0.0.1:$PROXY_PORT/v1/chat/completions|plain nginx proxy_pass + 
 proxy-fallback|http://127.0.0.1:$PROXY_PORT/fallback/v1/chat/completions|plain nginx: 503, error_page to a 2nd upstream|proxy
 module-pass|http://127.0.0.1:$MODULE_PORT/v1/chat/completions|module, one openai provider|proxy
 module-fallback|http://127.0.0.1:$MODULE_PORT/fallback/v1/chat/completions|module, 1st provider 503, 2nd answers|proxy
+module-open|http://127.0.0.1:$MODULE_PORT/open/v1/chat/completions|module, 1st provider's circuit open, 2nd answers (ratio vs module-pass)|module-pass
+module-cache-hit|http://127.0.0.1:$MODULE_PORT/cached/v1/chat/completions|module, Redis cache HIT|proxy
+module-anthropic|http://127.0.0.1:$MODULE_PORT/anthropic/v1/chat/completions|module, translated to anthropic (ratio vs module-pass)|module-pass
 "
-SCENARIOS="${SCENARIOS:-proxy proxy-fallback module-pass module-fallback}"
+SCENARIOS="${SCENARIOS:-proxy proxy-fallback module-pass module-fallback module-open module-cache-hit module-anthropic}"
 
 case "$RUN_DIR" in /tmp/*) ;; *) echo "RUN_DIR must be under /tmp" >&2; exit 2;; esac
 
@@ -55,7 +59,11 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 cleanup() {
     local pid
     for pid in "${PIDS[@]:-}"; do
-        [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null || true
+        [ -n "$pid" ] || continue
+        case "$(cat /proc/"$pid"/comm 2>/dev/null)" in
+            nginx) kill -QUIT "$pid" 2>/dev/null || true ;;
+            *)     kill -TERM "$pid" 2>/dev/null || true ;;
+        esac
     done
     for pid in "${PIDS[@]:-}"; do
         [ -n "$pid" ] || continue
@@ -72,7 +80,8 @@ start_nginx() {  # name template
     mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/tmp"
     sed -e "s|@WORKERS@|$WORKERS|g" -e "s|@MOCK_PORT@|$MOCK_PORT|g" \
         -e "s|@PROXY_PORT@|$PROXY_PORT|g" -e "s|@MODULE_PORT@|$MODULE_PORT|g" \
-        -e "s|@MODULE_SO@|$MODULE_SO|g" "$2" > "$prefix/conf/nginx.conf"
+        -e "s|@MODULE_SO@|$MODULE_SO|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" \
+        "$2" > "$prefix/conf/nginx.conf"
     "$NGINX" -t -q -p "$prefix/" -c "$prefix/conf/nginx.conf"
     "$NGINX" -p "$prefix/" -c "$prefix/conf/nginx.conf" &
     PIDS+=("$!")
@@ -88,6 +97,15 @@ wait_url() {
     return 1
 }
 
+if command -v redis-server >/dev/null; then
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' \
+        --appendonly no --daemonize no > "$RUN_DIR/redis.log" 2>&1 &
+    PIDS+=("$!")
+else
+    log "no redis-server: the module-cache-hit scenario is skipped"
+    SCENARIOS=${SCENARIOS//module-cache-hit/}
+fi
+
 start_nginx mock "$HERE/mock.conf"
 start_nginx proxy "$HERE/proxy.conf"
 start_nginx module "$HERE/module.conf"
@@ -95,6 +113,10 @@ start_nginx module "$HERE/module.conf"
 wait_url "http://127.0.0.1:$MOCK_PORT/v1/chat/completions"
 wait_url "http://127.0.0.1:$PROXY_PORT/v1/chat/completions"
 wait_url "http://127.0.0.1:$MODULE_PORT/v1/chat/completions"
+
+# open the "dead" provider's circuit, fill the cache
+wait_url "http://127.0.0.1:$MODULE_PORT/open/v1/chat/completions"
+wait_url "http://127.0.0.1:$MODULE_PORT/cached/v1/chat/completions" || true
 
 log "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
