@@ -13,6 +13,8 @@
 static ngx_int_t ngx_http_llm_fallback_set_headers(ngx_http_request_t *r,
     ngx_http_request_t *sr, ngx_http_llm_fallback_provider_t *p,
     off_t length);
+static void ngx_http_llm_fallback_cancel_attempt(
+    ngx_http_llm_fallback_ctx_t *ctx);
 static ngx_int_t ngx_http_llm_fallback_push_header(ngx_http_request_t *sr,
     ngx_str_t *name, ngx_str_t *value, ngx_table_elt_t **hp);
 
@@ -327,7 +329,7 @@ ngx_http_llm_fallback_timer_handler(ngx_event_t *ev)
  * code ends it as a real timeout would, closing the provider connection
  */
 
-void
+static void
 ngx_http_llm_fallback_cancel_attempt(ngx_http_llm_fallback_ctx_t *ctx)
 {
     ngx_event_t          *ev;

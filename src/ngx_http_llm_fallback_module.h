@@ -359,7 +359,6 @@ ngx_int_t ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
 ngx_int_t ngx_http_llm_fallback_post_subrequest(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 void ngx_http_llm_fallback_timer_handler(ngx_event_t *ev);
-void ngx_http_llm_fallback_cancel_attempt(ngx_http_llm_fallback_ctx_t *ctx);
 
 /* filter.c */
 ngx_int_t ngx_http_llm_fallback_filter_init(ngx_conf_t *cf);

@@ -35,6 +35,11 @@
     } while (0)
 
 
+typedef json_t *(*ngx_http_llm_fallback_fuzz_response_pt)(json_t *resp,
+    ngx_http_llm_fallback_xlat_response_t *x);
+typedef json_t *(*ngx_http_llm_fallback_fuzz_error_pt)(json_t *body);
+
+
 static json_t *ngx_http_llm_fallback_fuzz_load(const uint8_t *data,
     size_t size);
 static char *ngx_http_llm_fallback_fuzz_dump(json_t *json);
@@ -48,6 +53,9 @@ static void ngx_http_llm_fallback_fuzz_params(
     ngx_http_llm_fallback_xlat_request_t *x, size_t size);
 static void ngx_http_llm_fallback_fuzz_response_params(
     ngx_http_llm_fallback_xlat_response_t *x, size_t size);
+static int ngx_http_llm_fallback_fuzz_response(const uint8_t *data,
+    size_t size, ngx_http_llm_fallback_fuzz_response_pt response,
+    ngx_http_llm_fallback_fuzz_error_pt error);
 
 
 static json_t *
@@ -250,6 +258,45 @@ ngx_http_llm_fallback_fuzz_response_params(
     x->id = "0123456789abcdef01234567";
     x->id_len = 24;
     x->created = 1700000000;
+}
+
+
+/* an answer (and, from the same bytes, an error body) of the provider */
+
+static int
+ngx_http_llm_fallback_fuzz_response(const uint8_t *data, size_t size,
+    ngx_http_llm_fallback_fuzz_response_pt response,
+    ngx_http_llm_fallback_fuzz_error_pt error)
+{
+    char                                   *before;
+    json_t                                 *in, *out;
+    ngx_http_llm_fallback_xlat_response_t   x;
+
+    in = ngx_http_llm_fallback_fuzz_load(data, size);
+    if (in == NULL) {
+        return 0;
+    }
+
+    before = ngx_http_llm_fallback_fuzz_dump(in);
+
+    ngx_http_llm_fallback_fuzz_response_params(&x, size);
+
+    out = response(in, &x);
+
+    if (out) {
+        ngx_http_llm_fallback_fuzz_completion(out, &x);
+        json_decref(out);
+
+    } else {
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(x.reason != NULL);
+    }
+
+    ngx_http_llm_fallback_fuzz_error(error(in));
+
+    ngx_http_llm_fallback_fuzz_same(in, before);
+    json_decref(in);
+
+    return 0;
 }
 
 
