@@ -165,4 +165,109 @@ json_t *ngx_http_llm_fallback_gemini_usage(json_t *usage,
     ngx_http_llm_fallback_xlat_response_t *x);
 
 
+/*
+ * Streaming: one provider event in, zero or more OpenAI
+ * chat.completion.chunk objects appended to "out" (a JSON array).
+ * The caller keeps one state per attempt: zeroed, the "in" fields set,
+ * and prompt_tokens and completion_tokens set to -1 (unknown); the
+ * translators keep what they need between events in the rest.
+ * Return 0 when the event was understood (it may produce nothing, as a
+ * ping does), -1 when it is not a usable event (x->reason says why).
+ */
+
+#define NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_OK          0
+#define NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_INVALID    -1
+/* openai only: the event was changed in place, serialise it again */
+#define NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_CHANGED     1
+
+
+typedef struct {
+    /* in: the model asked for, reported when the provider names none */
+    const char                       *model;
+    size_t                            model_len;
+    /* in: "chatcmpl-..." for every chunk when the provider gives none */
+    const char                       *id;
+    size_t                            id_len;
+    /* in: "created" */
+    json_int_t                        created;
+    /* in: the client asked for stream_options.include_usage */
+    unsigned                          include_usage:1;
+
+    /* state between events, owned by the translators, zero at start */
+    json_t                           *provider_id;   /* references */
+    json_t                           *provider_model;
+    int                               block_tool;    /* tool index + 1 */
+    int                               ntools;
+    int                               role_sent;
+    int                               usage_sent;
+    int                               finish_sent;
+
+    /* out: usage counts, -1 when unknown */
+    json_int_t                        prompt_tokens;
+    json_int_t                        completion_tokens;
+    /* out: a chunk with content, a refusal or a tool call delta was made */
+    unsigned                          content:1;
+    /* out: the provider ended its stream (message_stop, finishReason,
+     * OpenAI "[DONE]" is seen by the caller) */
+    unsigned                          done:1;
+    /* out: an in-band error, as an OpenAI error object (a new reference,
+     * the caller releases it) */
+    json_t                           *error;
+    /* out: why the last event is not usable */
+    const char                       *reason;
+} ngx_http_llm_fallback_xlat_stream_t;
+
+
+/* Anthropic: "type" is the SSE event name (or NULL: data's "type") */
+int ngx_http_llm_fallback_anthropic_stream(
+    ngx_http_llm_fallback_xlat_stream_t *x, const char *type, json_t *data,
+    json_t *out);
+
+/* Gemini: each event is a GenerateContentResponse */
+int ngx_http_llm_fallback_gemini_stream(
+    ngx_http_llm_fallback_xlat_stream_t *x, json_t *data, json_t *out);
+
+/*
+ * OpenAI: a chat.completion.chunk, checked and completed in place (id,
+ * object, created, model when missing); nothing is appended to "out".
+ * Detects {"error": ...}, content and tool call deltas, usage.
+ */
+int ngx_http_llm_fallback_openai_stream(
+    ngx_http_llm_fallback_xlat_stream_t *x, json_t *data);
+
+/*
+ * The end of a translated stream: the chunks still owed to the client
+ * (the usage chunk for include_usage, a finish chunk never sent), once.
+ */
+int ngx_http_llm_fallback_xlat_stream_end(
+    ngx_http_llm_fallback_xlat_stream_t *x, json_t *out);
+
+/* releases the references the state holds */
+void ngx_http_llm_fallback_xlat_stream_free(
+    ngx_http_llm_fallback_xlat_stream_t *x);
+
+
+/*
+ * A stream's chunks gathered back into one chat.completion, for the
+ * cache; "max" bounds the bytes of text it keeps, past which it gives
+ * up (add returns -1 and completion returns NULL from then on).
+ * Appending is amortised O(1): long streams do not cost O(n^2).
+ */
+
+typedef struct ngx_http_llm_fallback_xlat_acc_s
+    ngx_http_llm_fallback_xlat_acc_t;
+
+ngx_http_llm_fallback_xlat_acc_t *ngx_http_llm_fallback_xlat_acc_create(
+    size_t max);
+int ngx_http_llm_fallback_xlat_acc_add(ngx_http_llm_fallback_xlat_acc_t *acc,
+    json_t *chunk);
+/* a new reference: id, object "chat.completion", created, model,
+ * choices[{index, message{role, content, tool_calls?, refusal?},
+ * finish_reason}], usage when a chunk carried it */
+json_t *ngx_http_llm_fallback_xlat_acc_completion(
+    ngx_http_llm_fallback_xlat_acc_t *acc);
+void ngx_http_llm_fallback_xlat_acc_free(
+    ngx_http_llm_fallback_xlat_acc_t *acc);
+
+
 #endif /* _NGX_HTTP_LLM_FALLBACK_TRANSLATE_H_INCLUDED_ */
