@@ -314,10 +314,16 @@ ngx_http_llm_fallback_timer_handler(ngx_event_t *ev)
         return;
     }
 
-    ctx->current->timed_out = 1;
+    if (ctx->committed) {
+        /* llm_stream_idle_timeout: the stream went silent */
+        ctx->current->idle = 1;
 
-    if (ctx->deadline && ngx_current_msec >= ctx->deadline) {
-        ctx->deadline_hit = 1;
+    } else {
+        ctx->current->timed_out = 1;
+
+        if (ctx->deadline && ngx_current_msec >= ctx->deadline) {
+            ctx->deadline_hit = 1;
+        }
     }
 
     ngx_http_llm_fallback_cancel_attempt(ctx);

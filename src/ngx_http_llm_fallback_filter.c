@@ -28,6 +28,7 @@ static ngx_int_t ngx_http_llm_fallback_body_filter(ngx_http_request_t *r,
 static void ngx_http_llm_fallback_append(ngx_http_request_t *r,
     ngx_http_llm_fallback_sr_ctx_t *sc, u_char *data, size_t size);
 static time_t ngx_http_llm_fallback_retry_after(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llm_fallback_is_event_stream(ngx_http_request_t *r);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -95,6 +96,17 @@ ngx_http_llm_fallback_header_filter(ngx_http_request_t *r)
         sc->retry_after = ngx_http_llm_fallback_retry_after(r);
     }
 
+    r->filter_need_in_memory = 1;
+    r->header_sent = 1;
+
+    if (sc->ctx->stream
+        && sc->status >= NGX_HTTP_OK
+        && sc->status < NGX_HTTP_SPECIAL_RESPONSE
+        && ngx_http_llm_fallback_is_event_stream(r))
+    {
+        return ngx_http_llm_fallback_stream_start(r, sc);
+    }
+
     len = r->headers_out.content_length_n;
     size = sc->ctx->conf->max_response_size;
 
@@ -111,10 +123,15 @@ ngx_http_llm_fallback_header_filter(ngx_http_request_t *r)
         sc->end = sc->start + len;
     }
 
-    r->filter_need_in_memory = 1;
-    r->header_sent = 1;
-
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_llm_fallback_next_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in)
+{
+    return ngx_http_next_body_filter(r, in);
 }
 
 
@@ -129,6 +146,10 @@ ngx_http_llm_fallback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     if (sc == NULL) {
         return ngx_http_next_body_filter(r, in);
+    }
+
+    if (sc->stream) {
+        return ngx_http_llm_fallback_stream_body(r, sc, in);
     }
 
     for (cl = in; cl; cl = cl->next) {
@@ -194,6 +215,20 @@ ngx_http_llm_fallback_append(ngx_http_request_t *r,
     }
 
     sc->last = ngx_cpymem(sc->last, data, size);
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_is_event_stream(ngx_http_request_t *r)
+{
+    ngx_str_t  *type;
+
+    type = &r->headers_out.content_type;
+
+    return type->len >= sizeof("text/event-stream") - 1
+           && ngx_strncasecmp(type->data, (u_char *) "text/event-stream",
+                              sizeof("text/event-stream") - 1)
+              == 0;
 }
 
 

@@ -63,6 +63,7 @@ static ngx_keyval_t  ngx_http_llm_fallback_anthropic_headers[] = {
 
 ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_anthropic = {
     ngx_string("anthropic"),
+    NGX_HTTP_LLM_FALLBACK_FORMAT_ANTHROPIC,
     ngx_string("x-api-key"),
     ngx_null_string,
     ngx_http_llm_fallback_anthropic_create_request,
@@ -74,6 +75,7 @@ ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_anthropic = {
 
 ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_gemini = {
     ngx_string("gemini"),
+    NGX_HTTP_LLM_FALLBACK_FORMAT_GEMINI,
     ngx_string("x-goog-api-key"),
     ngx_null_string,
     ngx_http_llm_fallback_gemini_create_request,
@@ -169,6 +171,7 @@ ngx_http_llm_fallback_xlat_create_request(ngx_http_llm_fallback_ctx_t *ctx,
     x.model = (const char *) m->data;
     x.model_len = m->len;
     x.max_tokens = p->max_tokens;
+    x.stream = ctx->stream ? 1 : 0;
 
     out = translate(ctx->json, &x);
 

@@ -475,7 +475,17 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
         return;
     }
 
+    if (ctx->committed) {
+        ngx_http_llm_fallback_stream_done(r, ctx, sc);
+        return;
+    }
+
     reason = ngx_http_llm_fallback_classify(sc, &status);
+
+    if (reason == NGX_HTTP_LLM_FALLBACK_OK && sc->stream) {
+        /* a stream that ended complete before it was committed */
+        reason = NGX_HTTP_LLM_FALLBACK_INVALID;
+    }
 
     if (reason == NGX_HTTP_LLM_FALLBACK_OK) {
         body.data = sc->start;
@@ -616,6 +626,10 @@ ngx_http_llm_fallback_classify(ngx_http_llm_fallback_sr_ctx_t *sc,
     }
 
     *status = sc->status;
+
+    if (sc->stream) {
+        return ngx_http_llm_fallback_stream_failure(sc);
+    }
 
     if (!sc->eof) {
         return NGX_HTTP_LLM_FALLBACK_ERROR;

@@ -70,6 +70,8 @@ typedef struct ngx_http_llm_fallback_cache_conf_s
     ngx_http_llm_fallback_cache_conf_t;
 typedef struct ngx_http_llm_fallback_cache_ctx_s
     ngx_http_llm_fallback_cache_ctx_t;
+typedef struct ngx_http_llm_fallback_stream_s
+    ngx_http_llm_fallback_stream_t;
 
 
 typedef struct {
@@ -233,8 +235,14 @@ typedef struct {
 } ngx_http_llm_fallback_error_t;
 
 
+#define NGX_HTTP_LLM_FALLBACK_FORMAT_OPENAI      0
+#define NGX_HTTP_LLM_FALLBACK_FORMAT_ANTHROPIC   1
+#define NGX_HTTP_LLM_FALLBACK_FORMAT_GEMINI      2
+
+
 struct ngx_http_llm_fallback_format_s {
     ngx_str_t                         name;
+    ngx_uint_t                        type;
     ngx_str_t                         key_header;
     ngx_str_t                         key_prefix;
 
@@ -269,10 +277,14 @@ struct ngx_http_llm_fallback_sr_ctx_s {
     u_char                           *last;
     u_char                           *end;
 
+    /* an event stream answer to a "stream": true request */
+    ngx_http_llm_fallback_stream_t   *stream;
+
     unsigned                          header_seen:1;
     unsigned                          eof:1;
     unsigned                          too_large:1;
     unsigned                          timed_out:1;
+    unsigned                          idle:1;
     unsigned                          done:1;
 };
 
@@ -326,6 +338,8 @@ struct ngx_http_llm_fallback_ctx_s {
     unsigned                          deadline_hit:1;
     unsigned                          finished:1;
     unsigned                          has_result:1;
+    /* a stream's first content went to the client: no more fallback */
+    unsigned                          committed:1;
 };
 
 
@@ -360,8 +374,20 @@ ngx_int_t ngx_http_llm_fallback_post_subrequest(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 void ngx_http_llm_fallback_timer_handler(ngx_event_t *ev);
 
+/* stream.c */
+ngx_int_t ngx_http_llm_fallback_stream_start(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_sr_ctx_t *sc);
+ngx_int_t ngx_http_llm_fallback_stream_body(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_chain_t *in);
+ngx_uint_t ngx_http_llm_fallback_stream_failure(
+    ngx_http_llm_fallback_sr_ctx_t *sc);
+void ngx_http_llm_fallback_stream_done(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
+
 /* filter.c */
 ngx_int_t ngx_http_llm_fallback_filter_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_llm_fallback_next_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
 
 /* request.c */
 ngx_int_t ngx_http_llm_fallback_is_json(ngx_http_request_t *r);
@@ -377,6 +403,8 @@ extern ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_gemini;
 
 /* response.c */
 ngx_int_t ngx_http_llm_fallback_send_result(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
+ngx_int_t ngx_http_llm_fallback_send_stream_header(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx);
 ngx_int_t ngx_http_llm_fallback_send_error(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_error_t *err);

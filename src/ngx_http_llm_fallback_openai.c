@@ -23,6 +23,7 @@ static ngx_int_t ngx_http_llm_fallback_openai_usable(json_t *root);
 
 ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_openai = {
     ngx_string("openai"),
+    NGX_HTTP_LLM_FALLBACK_FORMAT_OPENAI,
     ngx_string("Authorization"),
     ngx_string("Bearer "),
     ngx_http_llm_fallback_openai_create_request,
@@ -43,8 +44,7 @@ ngx_http_llm_fallback_openai_create_request(ngx_http_llm_fallback_ctx_t *ctx,
 
     /* the client's own bytes, when nothing has to change */
 
-    if (!ctx->stream
-        && m->len == ctx->client_model.len
+    if (m->len == ctx->client_model.len
         && ngx_strncmp(m->data, ctx->client_model.data, m->len) == 0)
     {
         *body = ctx->body;
@@ -72,11 +72,6 @@ ngx_http_llm_fallback_openai_create_request(ngx_http_llm_fallback_ctx_t *ctx,
     } else {
         (void) json_object_del(ctx->json, "model");
     }
-
-    /* streaming to the client is replayed from a complete answer */
-
-    (void) json_object_del(ctx->json, "stream");
-    (void) json_object_del(ctx->json, "stream_options");
 
     if (ngx_http_llm_fallback_dump(ctx->request->pool, ctx->json, body)
         != NGX_OK)

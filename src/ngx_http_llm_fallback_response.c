@@ -29,6 +29,7 @@ static ngx_str_t  ngx_http_llm_fallback_type_json =
     ngx_string("application/json");
 static ngx_str_t  ngx_http_llm_fallback_type_sse =
     ngx_string("text/event-stream");
+static ngx_str_t  ngx_http_llm_fallback_no_cache = ngx_string("no-cache");
 
 
 ngx_int_t
@@ -69,8 +70,45 @@ ngx_http_llm_fallback_send_result(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (ngx_http_llm_fallback_add_header(r, "Cache-Control",
+                                         &ngx_http_llm_fallback_no_cache)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     return ngx_http_llm_fallback_send(r, ctx, NGX_HTTP_OK,
                                       &ngx_http_llm_fallback_type_sse, &body);
+}
+
+
+/*
+ * the header of a stream, at its commit point: no length, so that
+ * HTTP/1.1 clients get it chunked, each event flushed as it comes
+ */
+
+ngx_int_t
+ngx_http_llm_fallback_send_stream_header(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx)
+{
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_type = ngx_http_llm_fallback_type_sse;
+    r->headers_out.content_type_len = ngx_http_llm_fallback_type_sse.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = -1;
+
+    if (ngx_http_llm_fallback_add_header(r, "Cache-Control",
+                                         &ngx_http_llm_fallback_no_cache)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llm_fallback_llm_headers(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_send_header(r);
 }
 
 

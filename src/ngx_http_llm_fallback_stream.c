@@ -1,0 +1,1090 @@
+
+/*
+ * Copyright (C) The ngx_http_llm_fallback_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_translate.h"
+
+
+/*
+ * Streaming an attempt to the client, the way SSI streams includes.
+ *
+ * The attempt is a subrequest; its event stream is parsed here as it
+ * arrives and translated into OpenAI chat.completion.chunk events.
+ * Those are held until the attempt yields its first content (text, a
+ * refusal or a tool call delta): before that point a failure is
+ * invisible and the chain goes on.  At the commit point the main
+ * request's header is sent, then every event is passed on, flushed,
+ * as the main request's body through the postpone filter.  The
+ * parent ends the stream when the subrequest is done: "[DONE]", or an
+ * error event when the stream broke after the commit point.
+ */
+
+
+#define NGX_HTTP_LLM_FALLBACK_STREAM_BUF         4096
+#define NGX_HTTP_LLM_FALLBACK_STREAM_LINE        1024
+#define NGX_HTTP_LLM_FALLBACK_STREAM_NAME        32
+
+/* why a stream is not usable */
+#define NGX_HTTP_LLM_FALLBACK_STREAM_MALFORMED   1
+#define NGX_HTTP_LLM_FALLBACK_STREAM_TOO_LARGE   2
+#define NGX_HTTP_LLM_FALLBACK_STREAM_ERROR       3
+
+
+struct ngx_http_llm_fallback_stream_s {
+    ngx_http_llm_fallback_xlat_stream_t   x;
+    ngx_http_llm_fallback_xlat_acc_t     *acc;
+    ngx_uint_t                            type;
+
+    /* the event stream parser: a partial line, the event's data */
+    u_char                               *line;
+    size_t                                line_len;
+    size_t                                line_size;
+    u_char                               *data;
+    size_t                                data_len;
+    size_t                                data_size;
+    size_t                                max;
+    u_char                                name[
+                                              NGX_HTTP_LLM_FALLBACK_STREAM_NAME];
+
+    /* chunks for the client, held until the commit point */
+    ngx_chain_t                          *out;
+    ngx_chain_t                          *last;
+    ngx_chain_t                          *free;
+    ngx_chain_t                          *busy;
+    size_t                                held;
+
+    ngx_uint_t                            failure;
+    u_char                                id[sizeof("chatcmpl-") - 1 + 24];
+
+    unsigned                              cr:1;
+    unsigned                              has_data:1;
+    unsigned                              aborted:1;
+};
+
+
+static ngx_int_t ngx_http_llm_fallback_stream_parse(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_stream_t *st, u_char *p, u_char *last);
+static ngx_int_t ngx_http_llm_fallback_stream_line(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_stream_t *st, u_char *line, size_t len);
+static ngx_int_t ngx_http_llm_fallback_stream_append(ngx_pool_t *pool,
+    ngx_http_llm_fallback_stream_t *st, u_char **buf, size_t *len,
+    size_t *size, u_char *data, size_t n);
+static ngx_int_t ngx_http_llm_fallback_stream_event(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_stream_t *st);
+static ngx_int_t ngx_http_llm_fallback_stream_chunks(ngx_http_request_t *r,
+    ngx_http_llm_fallback_stream_t *st, json_t *chunks);
+static ngx_int_t ngx_http_llm_fallback_stream_commit(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_sr_ctx_t *sc);
+static ngx_buf_t *ngx_http_llm_fallback_stream_buf(ngx_http_request_t *r,
+    ngx_http_llm_fallback_stream_t *st, size_t size);
+static ngx_int_t ngx_http_llm_fallback_stream_write(ngx_http_request_t *r,
+    ngx_http_llm_fallback_stream_t *st, u_char *data, size_t len);
+static ngx_int_t ngx_http_llm_fallback_stream_write_json(
+    ngx_http_request_t *r, ngx_http_llm_fallback_stream_t *st, json_t *json);
+static ngx_int_t ngx_http_llm_fallback_stream_flush(ngx_http_request_t *r,
+    ngx_http_llm_fallback_stream_t *st);
+static ngx_int_t ngx_http_llm_fallback_stream_result(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
+static json_t *ngx_http_llm_fallback_stream_error_event(
+    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t reason);
+static const char *ngx_http_llm_fallback_stream_failure_name(
+    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t reason);
+static void ngx_http_llm_fallback_stream_cleanup(void *data);
+
+
+static u_char  ngx_http_llm_fallback_done[] = "data: [DONE]\n\n";
+
+
+ngx_int_t
+ngx_http_llm_fallback_stream_start(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_sr_ctx_t *sc)
+{
+    ngx_str_t                       *m;
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_llm_fallback_ctx_t     *ctx;
+    ngx_http_llm_fallback_stream_t  *st;
+
+    ctx = sc->ctx;
+
+    st = ngx_pcalloc(sr->pool, sizeof(ngx_http_llm_fallback_stream_t));
+    if (st == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(sr->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_llm_fallback_stream_cleanup;
+    cln->data = st;
+
+    st->type = sc->provider->format->type;
+    st->max = ctx->conf->max_response_size;
+
+    ngx_sprintf(st->id, "chatcmpl-%08xD%08xD%08xD", (uint32_t) ngx_random(),
+                (uint32_t) ngx_random(), (uint32_t) ngx_random());
+
+    m = sc->provider->model.len ? &sc->provider->model : &ctx->client_model;
+
+    st->x.model = (const char *) m->data;
+    st->x.model_len = m->len;
+    st->x.id = (const char *) st->id;
+    st->x.id_len = sizeof(st->id);
+    st->x.created = ngx_time();
+    st->x.include_usage = ctx->include_usage ? 1 : 0;
+    st->x.prompt_tokens = -1;
+    st->x.completion_tokens = -1;
+
+    if (ctx->cache) {
+        /* a completed stream is cached as the completion it adds up to */
+
+        st->acc = ngx_http_llm_fallback_xlat_acc_create(st->max);
+        if (st->acc == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    sc->stream = st;
+
+    /*
+     * events must not wait for the proxy buffers to fill: the upstream
+     * looks at this flag after the header is sent, as it does after an
+     * "X-Accel-Buffering: no" from the provider
+     */
+
+    if (sr->upstream) {
+        sr->upstream->buffering = 0;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "llm fallback: \"%V\" answers with an event stream",
+                   &sc->provider->name);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_llm_fallback_stream_body(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_chain_t *in)
+{
+    ngx_buf_t                       *b;
+    ngx_chain_t                     *cl;
+    ngx_http_llm_fallback_ctx_t     *ctx;
+    ngx_http_llm_fallback_stream_t  *st;
+
+    st = sc->stream;
+    ctx = sc->ctx;
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b) && b->last > b->pos) {
+
+            if (ctx->committed && ctx->conf->stream_idle_timeout
+                && !sc->done)
+            {
+                ngx_add_timer(&ctx->timer, ctx->conf->stream_idle_timeout);
+            }
+
+            if (!st->failure
+                && ngx_http_llm_fallback_stream_parse(sr, st, b->pos, b->last)
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        b->pos = b->last;
+
+        if (b->in_file) {
+            b->file_pos = b->file_last;
+        }
+
+        if (b->last_buf || b->last_in_chain) {
+            sc->eof = 1;
+        }
+    }
+
+    if (sc->eof && st->has_data && !st->failure) {
+        /* the last event, when the stream ends without an empty line */
+
+        st->has_data = 0;
+
+        if (ngx_http_llm_fallback_stream_event(sr, st) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (st->failure && !st->aborted) {
+        st->aborted = 1;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                       "llm fallback: \"%V\" stream failed, closing it",
+                       &sc->provider->name);
+
+        /*
+         * the rest is of no use: the upstream takes the answer as
+         * complete and closes the connection, not kept alive
+         */
+
+        if (sr->upstream && !sr->upstream->buffering && !sc->eof) {
+            sr->upstream->length = 0;
+            sr->upstream->keepalive = 0;
+        }
+    }
+
+    if (!ctx->committed) {
+
+        if (!st->x.content || st->failure) {
+            return NGX_OK;
+        }
+
+        if (ngx_http_llm_fallback_stream_commit(sr, sc) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_llm_fallback_stream_flush(sr, st);
+}
+
+
+/*
+ * the event stream format: lines end with CR LF, LF or CR, an empty
+ * line ends an event, "data:" lines add to it, ":" starts a comment
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_stream_parse(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_stream_t *st, u_char *p, u_char *last)
+{
+    u_char     *q, *line;
+    size_t      len;
+    ngx_int_t   rc;
+
+    while (p < last && !st->failure) {
+
+        if (st->cr) {
+            st->cr = 0;
+
+            if (*p == LF) {
+                p++;
+                continue;
+            }
+        }
+
+        for (q = p; q < last && *q != LF && *q != CR; q++) { /* void */ }
+
+        rc = NGX_OK;
+
+        if (q == last || st->line_len) {
+            rc = ngx_http_llm_fallback_stream_append(sr->pool, st, &st->line,
+                                                     &st->line_len,
+                                                     &st->line_size, p,
+                                                     q - p);
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (q == last || rc == NGX_DECLINED) {
+            break;
+        }
+
+        if (st->line_len) {
+            line = st->line;
+            len = st->line_len;
+            st->line_len = 0;
+
+        } else {
+            line = p;
+            len = q - p;
+        }
+
+        st->cr = (*q == CR);
+        p = q + 1;
+
+        if (ngx_http_llm_fallback_stream_line(sr, st, line, len) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_stream_line(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_stream_t *st, u_char *line, size_t len)
+{
+    u_char     *colon, *value;
+    size_t      n, vlen;
+    ngx_int_t   rc;
+
+    if (len == 0) {
+        rc = NGX_OK;
+
+        if (st->has_data) {
+            st->has_data = 0;
+            rc = ngx_http_llm_fallback_stream_event(sr, st);
+        }
+
+        st->data_len = 0;
+        st->name[0] = '\0';
+
+        return rc;
+    }
+
+    if (line[0] == ':') {
+        return NGX_OK;
+    }
+
+    colon = ngx_strlchr(line, line + len, ':');
+
+    if (colon) {
+        n = colon - line;
+        value = colon + 1;
+        vlen = line + len - value;
+
+        if (vlen && *value == ' ') {
+            value++;
+            vlen--;
+        }
+
+    } else {
+        n = len;
+        value = line + len;
+        vlen = 0;
+    }
+
+    if (n == 4 && ngx_strncmp(line, "data", 4) == 0) {
+
+        if (st->has_data) {
+            rc = ngx_http_llm_fallback_stream_append(sr->pool, st, &st->data,
+                                                     &st->data_len,
+                                                     &st->data_size,
+                                                     (u_char *) "\n", 1);
+            if (rc != NGX_OK) {
+                return (rc == NGX_DECLINED) ? NGX_OK : NGX_ERROR;
+            }
+        }
+
+        st->has_data = 1;
+
+        rc = ngx_http_llm_fallback_stream_append(sr->pool, st, &st->data,
+                                                 &st->data_len,
+                                                 &st->data_size, value, vlen);
+
+        return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
+    }
+
+    if (n == 5 && ngx_strncmp(line, "event", 5) == 0) {
+        n = ngx_min(vlen, NGX_HTTP_LLM_FALLBACK_STREAM_NAME - 1);
+        ngx_memcpy(st->name, value, n);
+        st->name[n] = '\0';
+    }
+
+    /* "id", "retry" and unknown fields are of no use here */
+
+    return NGX_OK;
+}
+
+
+/*
+ * NGX_DECLINED: past the limit on an event's size, the stream has
+ * failed; the buffers grow to the largest event and are reused
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_stream_append(ngx_pool_t *pool,
+    ngx_http_llm_fallback_stream_t *st, u_char **buf, size_t *len,
+    size_t *size, u_char *data, size_t n)
+{
+    u_char  *p;
+    size_t   need;
+
+    need = *len + n;
+
+    if (need > st->max) {
+        st->failure = NGX_HTTP_LLM_FALLBACK_STREAM_TOO_LARGE;
+        return NGX_DECLINED;
+    }
+
+    if (need > *size) {
+        need = ngx_max(need, ngx_max(*size * 2,
+                                     NGX_HTTP_LLM_FALLBACK_STREAM_LINE));
+        need = ngx_min(need, st->max);
+
+        p = ngx_pnalloc(pool, need);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (*len) {
+            ngx_memcpy(p, *buf, *len);
+        }
+
+        if (*buf) {
+            ngx_pfree(pool, *buf);
+        }
+
+        *buf = p;
+        *size = need;
+    }
+
+    if (n) {
+        ngx_memcpy(*buf + *len, data, n);
+        *len += n;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_stream_event(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_stream_t *st)
+{
+    int           rc;
+    json_t       *root, *chunks;
+    ngx_int_t     n;
+    json_error_t  jerr;
+
+    if (st->type == NGX_HTTP_LLM_FALLBACK_FORMAT_OPENAI) {
+
+        if (st->data_len == sizeof("[DONE]") - 1
+            && ngx_strncmp(st->data, "[DONE]", sizeof("[DONE]") - 1) == 0)
+        {
+            st->x.done = 1;
+            return NGX_OK;
+        }
+
+        if (st->x.done) {
+            return NGX_OK;
+        }
+    }
+
+    root = json_loadb((char *) st->data, st->data_len, 0, &jerr);
+
+    if (root == NULL) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                       "llm fallback: stream event is not JSON: %s",
+                       jerr.text);
+
+        st->failure = NGX_HTTP_LLM_FALLBACK_STREAM_MALFORMED;
+        return NGX_OK;
+    }
+
+    chunks = NULL;
+    n = NGX_OK;
+
+    switch (st->type) {
+
+    case NGX_HTTP_LLM_FALLBACK_FORMAT_ANTHROPIC:
+    case NGX_HTTP_LLM_FALLBACK_FORMAT_GEMINI:
+
+        chunks = json_array();
+        if (chunks == NULL) {
+            n = NGX_ERROR;
+            break;
+        }
+
+        if (st->type == NGX_HTTP_LLM_FALLBACK_FORMAT_ANTHROPIC) {
+            rc = ngx_http_llm_fallback_anthropic_stream(&st->x,
+                                  st->name[0] ? (char *) st->name : NULL,
+                                  root, chunks);
+
+        } else {
+            rc = ngx_http_llm_fallback_gemini_stream(&st->x, root, chunks);
+        }
+
+        if (rc == NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_INVALID) {
+            st->failure = NGX_HTTP_LLM_FALLBACK_STREAM_MALFORMED;
+            break;
+        }
+
+        n = ngx_http_llm_fallback_stream_chunks(sr, st, chunks);
+        break;
+
+    default: /* NGX_HTTP_LLM_FALLBACK_FORMAT_OPENAI */
+
+        rc = ngx_http_llm_fallback_openai_stream(&st->x, root);
+
+        if (rc == NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_INVALID) {
+            st->failure = NGX_HTTP_LLM_FALLBACK_STREAM_MALFORMED;
+            break;
+        }
+
+        if (st->x.error) {
+            break;
+        }
+
+        if (st->acc) {
+            (void) ngx_http_llm_fallback_xlat_acc_add(st->acc, root);
+        }
+
+        /* the provider's own bytes, unless they changed or span lines */
+
+        if (rc == NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_CHANGED
+            || ngx_strlchr(st->data, st->data + st->data_len, LF))
+        {
+            n = ngx_http_llm_fallback_stream_write_json(sr, st, root);
+
+        } else {
+            n = ngx_http_llm_fallback_stream_write(sr, st, st->data,
+                                                   st->data_len);
+        }
+
+        break;
+    }
+
+    json_decref(chunks);
+    json_decref(root);
+
+    if (st->x.error && !st->failure) {
+        st->failure = NGX_HTTP_LLM_FALLBACK_STREAM_ERROR;
+    }
+
+    if (st->failure == NGX_HTTP_LLM_FALLBACK_STREAM_MALFORMED) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                       "llm fallback: stream event not usable: %s",
+                       st->x.reason ? st->x.reason : "-");
+    }
+
+    return n;
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_stream_chunks(ngx_http_request_t *r,
+    ngx_http_llm_fallback_stream_t *st, json_t *chunks)
+{
+    size_t   i;
+    json_t  *chunk;
+
+    json_array_foreach(chunks, i, chunk) {
+
+        if (st->acc) {
+            (void) ngx_http_llm_fallback_xlat_acc_add(st->acc, chunk);
+        }
+
+        if (ngx_http_llm_fallback_stream_write_json(r, st, chunk) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_stream_commit(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_sr_ctx_t *sc)
+{
+    ngx_int_t                     rc;
+    ngx_http_request_t           *r;
+    ngx_http_llm_fallback_ctx_t  *ctx;
+
+    ctx = sc->ctx;
+    r = ctx->request;
+
+    ctx->committed = 1;
+    ctx->served = sc->provider;
+    ctx->ttft = ngx_current_msec - ctx->start;
+
+    /* llm_attempt_timeout was for the first content: now the idle one */
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    if (ctx->conf->stream_idle_timeout) {
+        ngx_add_timer(&ctx->timer, ctx->conf->stream_idle_timeout);
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "llm fallback: stream from \"%V\" committed after %M ms",
+                   &sc->provider->name, ctx->ttft);
+
+    rc = ngx_http_llm_fallback_send_stream_header(r, ctx);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a buffer with room for size bytes at the end of the output chain */
+
+static ngx_buf_t *
+ngx_http_llm_fallback_stream_buf(ngx_http_request_t *r,
+    ngx_http_llm_fallback_stream_t *st, size_t size)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl, **ll;
+
+    if (st->last) {
+        b = st->last->buf;
+
+        if ((size_t) (b->end - b->last) >= size) {
+            return b;
+        }
+    }
+
+    for (ll = &st->free; *ll; ll = &(*ll)->next) {
+        b = (*ll)->buf;
+
+        if ((size_t) (b->end - b->start) >= size) {
+            break;
+        }
+    }
+
+    if (*ll) {
+        cl = *ll;
+        *ll = cl->next;
+
+    } else {
+        cl = ngx_alloc_chain_link(r->pool);
+        if (cl == NULL) {
+            return NULL;
+        }
+
+        b = ngx_create_temp_buf(r->pool,
+                                ngx_max(size, NGX_HTTP_LLM_FALLBACK_STREAM_BUF));
+        if (b == NULL) {
+            return NULL;
+        }
+
+        b->tag = (ngx_buf_tag_t) &ngx_http_llm_fallback_module;
+        cl->buf = b;
+    }
+
+    cl->next = NULL;
+
+    if (st->last) {
+        st->last->next = cl;
+
+    } else {
+        st->out = cl;
+    }
+
+    st->last = cl;
+
+    return cl->buf;
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_stream_write(ngx_http_request_t *r,
+    ngx_http_llm_fallback_stream_t *st, u_char *data, size_t len)
+{
+    size_t      size;
+    ngx_buf_t  *b;
+
+    size = sizeof("data: \n\n") - 1 + len;
+
+    b = ngx_http_llm_fallback_stream_buf(r, st, size);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, "data: ", sizeof("data: ") - 1);
+    b->last = ngx_cpymem(b->last, data, len);
+    *b->last++ = LF;
+    *b->last++ = LF;
+
+    st->held += size;
+
+    if (st->held > st->max && st->failure == 0) {
+        /* not a single content delta in all that */
+        st->failure = NGX_HTTP_LLM_FALLBACK_STREAM_TOO_LARGE;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_stream_write_json(ngx_http_request_t *r,
+    ngx_http_llm_fallback_stream_t *st, json_t *json)
+{
+    size_t      n, room, extra;
+    ngx_buf_t  *b;
+
+    extra = sizeof("data: \n\n") - 1;
+
+    b = ngx_http_llm_fallback_stream_buf(r, st, extra + 512);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    room = b->end - b->last - extra;
+
+    n = json_dumpb(json, (char *) b->last + sizeof("data: ") - 1, room,
+                   NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    if (n > room) {
+        b = ngx_http_llm_fallback_stream_buf(r, st, extra + n);
+        if (b == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (json_dumpb(json, (char *) b->last + sizeof("data: ") - 1, n,
+                       NGX_HTTP_LLM_FALLBACK_JSON_FLAGS)
+            != n)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    b->last = ngx_cpymem(b->last, "data: ", sizeof("data: ") - 1) + n;
+    *b->last++ = LF;
+    *b->last++ = LF;
+
+    st->held += extra + n;
+
+    if (st->held > st->max && st->failure == 0) {
+        st->failure = NGX_HTTP_LLM_FALLBACK_STREAM_TOO_LARGE;
+    }
+
+    return NGX_OK;
+}
+
+
+/* what is in the output chain goes to the client, flushed */
+
+static ngx_int_t
+ngx_http_llm_fallback_stream_flush(ngx_http_request_t *r,
+    ngx_http_llm_fallback_stream_t *st)
+{
+    ngx_int_t     rc;
+    ngx_chain_t  *out;
+
+    out = st->out;
+
+    st->out = NULL;
+    st->last = NULL;
+    st->held = 0;
+
+    if (out == NULL && st->busy == NULL) {
+        return NGX_OK;
+    }
+
+    if (out) {
+        for (st->last = out; st->last->next; st->last = st->last->next) {
+            /* void */
+        }
+
+        st->last->buf->flush = 1;
+        st->last = NULL;
+    }
+
+    rc = ngx_http_llm_fallback_next_body_filter(r, out);
+
+    ngx_chain_update_chains(r->pool, &st->free, &st->busy, &out,
+                            (ngx_buf_tag_t) &ngx_http_llm_fallback_module);
+
+    return rc;
+}
+
+
+ngx_uint_t
+ngx_http_llm_fallback_stream_failure(ngx_http_llm_fallback_sr_ctx_t *sc)
+{
+    ngx_http_llm_fallback_stream_t  *st;
+
+    st = sc->stream;
+
+    switch (st->failure) {
+
+    case NGX_HTTP_LLM_FALLBACK_STREAM_MALFORMED:
+    case NGX_HTTP_LLM_FALLBACK_STREAM_TOO_LARGE:
+        return NGX_HTTP_LLM_FALLBACK_INVALID;
+
+    case NGX_HTTP_LLM_FALLBACK_STREAM_ERROR:
+        return NGX_HTTP_LLM_FALLBACK_ERROR;
+    }
+
+    if (!sc->eof) {
+        return NGX_HTTP_LLM_FALLBACK_ERROR;
+    }
+
+    if (!st->x.content) {
+        /* ended without a single content delta */
+        return NGX_HTTP_LLM_FALLBACK_INVALID;
+    }
+
+    if (!st->x.done && !st->x.finish_sent) {
+        /* ended before the provider said it was done: cut */
+        return NGX_HTTP_LLM_FALLBACK_ERROR;
+    }
+
+    return NGX_HTTP_LLM_FALLBACK_OK;
+}
+
+
+/*
+ * the committed attempt is over: the end of the stream, or an error
+ * event when it broke; either way the client's response ends here
+ */
+
+void
+ngx_http_llm_fallback_stream_done(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc)
+{
+    json_t                           *tail, *error;
+    ngx_int_t                         rc;
+    ngx_buf_t                        *b;
+    ngx_uint_t                        reason, status;
+    ngx_http_llm_fallback_stream_t   *st;
+    ngx_http_llm_fallback_attempt_t  *a;
+
+    st = sc->stream;
+    status = sc->status;
+
+    if (sc->idle) {
+        reason = NGX_HTTP_LLM_FALLBACK_TIMEOUT;
+        status = NGX_HTTP_GATEWAY_TIME_OUT;
+
+    } else {
+        reason = ngx_http_llm_fallback_stream_failure(sc);
+    }
+
+    rc = NGX_OK;
+
+    if (reason == NGX_HTTP_LLM_FALLBACK_OK) {
+
+        if (st->type != NGX_HTTP_LLM_FALLBACK_FORMAT_OPENAI) {
+            tail = json_array();
+
+            if (tail == NULL
+                || ngx_http_llm_fallback_xlat_stream_end(&st->x, tail) != 0
+                || ngx_http_llm_fallback_stream_chunks(r, st, tail) != NGX_OK)
+            {
+                rc = NGX_ERROR;
+            }
+
+            json_decref(tail);
+        }
+
+        ngx_http_llm_fallback_breaker_report(r, ctx, sc, reason, status, 0);
+
+        if (ngx_http_llm_fallback_stream_result(r, ctx, sc) == NGX_OK) {
+            ngx_http_llm_fallback_cache_store(r, ctx);
+        }
+
+    } else {
+        a = ngx_array_push(&ctx->attempts);
+        if (a) {
+            a->provider = sc->provider;
+            a->status = status;
+            a->reason = reason;
+        }
+
+        ngx_http_llm_fallback_breaker_report(r, ctx, sc, reason, status, 1);
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "llm provider \"%V\" stream failed after its first "
+                      "content: %s", &sc->provider->name,
+                      ngx_http_llm_fallback_stream_failure_name(sc, reason));
+
+        error = ngx_http_llm_fallback_stream_error_event(sc, reason);
+
+        if (error == NULL
+            || ngx_http_llm_fallback_stream_write_json(r, st, error)
+               != NGX_OK)
+        {
+            rc = NGX_ERROR;
+        }
+
+        json_decref(error);
+
+        ctx->result.prompt_tokens = st->x.prompt_tokens;
+        ctx->result.completion_tokens = st->x.completion_tokens;
+    }
+
+    if (rc == NGX_OK
+        && ngx_http_llm_fallback_stream_write(r, st,
+                                              ngx_http_llm_fallback_done + 6,
+                                              sizeof("[DONE]") - 1)
+           != NGX_OK)
+    {
+        rc = NGX_ERROR;
+    }
+
+    if (rc == NGX_OK) {
+        b = st->last->buf;
+        b->last_buf = 1;
+        b->last_in_chain = 1;
+
+        rc = ngx_http_output_filter(r, st->out);
+
+        st->out = NULL;
+        st->last = NULL;
+    }
+
+    ngx_http_llm_fallback_finish(r, ctx, rc);
+}
+
+
+/* the stream as a result: for the variables, the log and the cache */
+
+static ngx_int_t
+ngx_http_llm_fallback_stream_result(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc)
+{
+    json_t                          *completion, *model;
+    ngx_http_llm_fallback_stream_t  *st;
+
+    st = sc->stream;
+
+    ctx->has_result = 1;
+    ctx->result.prompt_tokens = st->x.prompt_tokens;
+    ctx->result.completion_tokens = st->x.completion_tokens;
+
+    model = st->x.provider_model;
+
+    if (json_is_string(model)) {
+        ctx->result.model.len = json_string_length(model);
+        ctx->result.model.data = ngx_pnalloc(r->pool,
+                                             ctx->result.model.len + 1);
+        if (ctx->result.model.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ctx->result.model.data, json_string_value(model),
+                   ctx->result.model.len);
+
+    } else {
+        ctx->result.model.data = (u_char *) st->x.model;
+        ctx->result.model.len = st->x.model_len;
+    }
+
+    if (st->acc == NULL) {
+        return NGX_DECLINED;
+    }
+
+    completion = ngx_http_llm_fallback_xlat_acc_completion(st->acc);
+    if (completion == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_llm_fallback_json_keep(r->pool, completion) != NGX_OK) {
+        json_decref(completion);
+        return NGX_ERROR;
+    }
+
+    model = json_object_get(completion, "model");
+
+    if (json_is_string(model)) {
+        ctx->result.model.data = (u_char *) json_string_value(model);
+        ctx->result.model.len = json_string_length(model);
+    }
+
+    ctx->result.json = completion;
+
+    return ngx_http_llm_fallback_dump(r->pool, completion, &ctx->result.body);
+}
+
+
+static json_t *
+ngx_http_llm_fallback_stream_error_event(ngx_http_llm_fallback_sr_ctx_t *sc,
+    ngx_uint_t reason)
+{
+    json_t                          *error;
+    const char                      *code;
+    ngx_http_llm_fallback_stream_t  *st;
+
+    st = sc->stream;
+
+    if (st->x.error) {
+        /* the provider's own, as it said it in the stream */
+        return json_pack("{s:O}", "error", st->x.error);
+    }
+
+    switch (reason) {
+
+    case NGX_HTTP_LLM_FALLBACK_TIMEOUT:
+        code = "llm_stream_idle_timeout";
+        break;
+
+    case NGX_HTTP_LLM_FALLBACK_INVALID:
+        code = "llm_stream_invalid";
+        break;
+
+    default:
+        code = "llm_stream_interrupted";
+    }
+
+    error = json_pack("{s:{s:s++,s:s,s:n,s:s}}",
+                      "error",
+                      "message", "The provider's stream failed after it "
+                                 "started: ",
+                      ngx_http_llm_fallback_stream_failure_name(sc, reason),
+                      ".",
+                      "type", "provider_error",
+                      "param",
+                      "code", code);
+
+    return error;
+}
+
+
+static const char *
+ngx_http_llm_fallback_stream_failure_name(ngx_http_llm_fallback_sr_ctx_t *sc,
+    ngx_uint_t reason)
+{
+    if (sc->idle) {
+        return "no event within llm_stream_idle_timeout";
+    }
+
+    switch (sc->stream->failure) {
+
+    case NGX_HTTP_LLM_FALLBACK_STREAM_MALFORMED:
+        return "a malformed event";
+
+    case NGX_HTTP_LLM_FALLBACK_STREAM_TOO_LARGE:
+        return "an event larger than llm_max_response_size";
+
+    case NGX_HTTP_LLM_FALLBACK_STREAM_ERROR:
+        return "an error event";
+    }
+
+    if (reason == NGX_HTTP_LLM_FALLBACK_TIMEOUT) {
+        return "timed out";
+    }
+
+    return "the connection was cut before the end of the stream";
+}
+
+
+static void
+ngx_http_llm_fallback_stream_cleanup(void *data)
+{
+    ngx_http_llm_fallback_stream_t  *st = data;
+
+    ngx_http_llm_fallback_xlat_stream_free(&st->x);
+
+    if (st->x.error) {
+        json_decref(st->x.error);
+        st->x.error = NULL;
+    }
+
+    if (st->acc) {
+        ngx_http_llm_fallback_xlat_acc_free(st->acc);
+        st->acc = NULL;
+    }
+}

@@ -1,0 +1,490 @@
+# Streaming (DESIGN 8) from OpenAI-format providers: events split at
+# every byte, the commit point (every failure before the first content
+# falls back invisibly), the error event after it, the idle timeout, a
+# client that goes away.
+
+use FindBin;
+BEGIN { push @INC, "$FindBin::Bin/lib" }
+use Test::Nginx::Socket 'no_plan';
+use LLMFake;
+use LLMStream;
+
+my $err = '{"error":{"message":"overloaded, try later","type":"server_error",'
+        . '"param":null,"code":"overloaded"}}';
+
+stream_server(
+    good    => [sse_head(), openai_stream('Hello', ' world')],
+    tiny    => [sse_head(), { tiny => join('', openai_stream('Hel', 'lo')) }],
+    crlf    => [sse_head(), { tiny => join('', map { s/\n/\r\n/gr }
+                                                  openai_stream('crlf')),
+                              seg => 3 }],
+    cr      => [sse_head(), join('', map { s/\n/\r/gr }
+                                     openai_stream('bare cr'))],
+    multi   => [sse_head(), ": a comment\n\nevent: message\nid: 7\n"
+                            . "data: {\"id\":\"c\",\"object\":\"chat.completion"
+                            . ".chunk\",\"created\":1,\"model\":\"m\",\n"
+                            . "data: \"choices\":[{\"index\":0,\"delta\":"
+                            . "{\"content\":\"two lines\"},\"finish_reason\":"
+                            . "\"stop\"}]}\n\ndata: [DONE]\n\n"],
+    chunked => [sse_head_chunked(), map({ chunked($_) }
+                                        openai_stream('chunked')),
+                chunked('')],
+    norole  => [sse_head(), sse_event(openai_chunk('{"content":"bare"}')),
+                sse_event('{"choices":[{"index":0,"delta":{},'
+                          . '"finish_reason":"stop"}]}'),
+                "data: [DONE]\n\n"],
+    tools   => [sse_head(),
+                sse_event(openai_chunk('{"role":"assistant","content":null,'
+                    . '"tool_calls":[{"index":0,"id":"call_1","type":'
+                    . '"function","function":{"name":"get_weather",'
+                    . '"arguments":""}}]}')),
+                sse_event(openai_chunk('{"tool_calls":[{"index":0,'
+                    . '"function":{"arguments":"{\"city\":\"Paris\"}"}}]}')),
+                sse_event(openai_chunk('{}', 'tool_calls')),
+                "data: [DONE]\n\n"],
+
+    # failures before the first content
+    inband  => [sse_head(), sse_event(openai_chunk(
+                    '{"role":"assistant","content":""}')),
+                sse_event($err), { hang => 1 }],
+    empty   => [sse_head(), sse_event(openai_chunk(
+                    '{"role":"assistant","content":""}')),
+                sse_event(openai_chunk('{}', 'stop')), "data: [DONE]\n\n"],
+    nothing => [sse_head()],
+    slow    => [sse_head(), sse_event(openai_chunk(
+                    '{"role":"assistant","content":""}')),
+                ": keep-alive\n\n", 0.2, ": keep-alive\n\n", 0.2,
+                ": keep-alive\n\n", { hang => 1 }],
+    garbage => [sse_head(), "data: {\"choices\":[{\"delta\":\n\n",
+                { hang => 1 }],
+    huge    => [sse_head(), "data: {\"x\":\"", "a" x 8192, "\"}\n\n"],
+    s503    => ["HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+                . "application/json\r\nContent-Length: " . length($err)
+                . "\r\nConnection: close\r\n\r\n$err"],
+    s400    => ["HTTP/1.1 400 Bad Request\r\nContent-Type: application/json"
+                . "\r\nConnection: close\r\n\r\n"
+                . '{"error":{"message":"bad prompt here","type":'
+                . '"invalid_request_error","param":null,"code":null}}'],
+    json    => ["HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                . "Connection: close\r\n\r\n"
+                . LLMFake::completion('not streamed')],
+
+    # failures after it
+    cut     => [sse_head(), (openai_stream('one'))[0],
+                sse_event(openai_chunk('{"content":"partial"}')),
+                { cut => 1 }],
+    cutchk  => [sse_head_chunked(),
+                chunked(sse_event(openai_chunk('{"content":"partial"}'))),
+                { cut => 1 }],
+    badlate => [sse_head(), sse_event(openai_chunk('{"content":"fine"}')), 0.2,
+                "data: {oops\n\n", { hang => 1 }],
+    errlate => [sse_head(), sse_event(openai_chunk('{"content":"fine"}')), 0.2,
+                sse_event($err)],
+    idle    => [sse_head(), sse_event(openai_chunk('{"content":"then"}')),
+                { hang => 1 }],
+    endless => [sse_head(), sse_event(openai_chunk('{"content":"first"}')),
+                1.5, { forever => sse_event(openai_chunk(
+                                      '{"content":"more "}')),
+                       every => 0.05 }],
+);
+
+no_shuffle();
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    $block->set_value("http_config",
+        join('', map { "    llm_provider $_ uri=/_s/$_;\n" }
+             qw(good tiny crlf cr multi chunked norole tools inband empty
+                nothing slow garbage huge s503 s400 json cut cutchk badlate
+                errlate idle endless))
+        . ($block->http_config // ''));
+
+    $block->set_value("config", <<'EOF' . ($block->config // ''));
+    location ~ ^/_s/(\w+)$ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/s/$1;
+        proxy_http_version 1.1;
+        proxy_read_timeout 10s;
+    }
+EOF
+
+    if (!defined $block->request) {
+        $block->set_value("request", "POST /chat\n"
+            . '{"model":"m","stream":true,'
+            . '"messages":[{"role":"user","content":"hi"}]}');
+    }
+
+    $block->set_value("more_headers", "Content-Type: application/json")
+        unless defined $block->more_headers;
+
+    $block->set_value("no_error_log", "[alert]\n[crit]\nexited on signal")
+        unless defined $block->no_error_log;
+
+    LLMFake::fault_blocks($block);
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: an OpenAI stream is passed through, event by event
+--- config
+    location /chat { llm_fallback_chain good; }
+--- error_code: 200
+--- response_headers
+Content-Type: text/event-stream
+Cache-Control: no-cache
+X-LLM-Provider: good
+X-LLM-Attempts: 1
+Content-Length:
+--- response_body_like eval
+qr/\Adata: \{"id":"chatcmpl-s1","object":"chat.completion.chunk",.*"delta":\{"role":"assistant","content":""\}.*\n\ndata: .*"content":"Hello".*\n\ndata: .*"content":" world".*\n\ndata: .*"finish_reason":"stop".*\n\ndata: .*"usage":\{"prompt_tokens":9,.*\n\ndata: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 2: the provider was asked for a stream, with the client's bytes
+--- config
+    location /chat { llm_fallback_chain good; }
+    location = /t {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/req/good;
+    }
+--- request eval
+["POST /chat\n" . '{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}', "GET /t"]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[qr/data: \[DONE\]/, qr/\A\Q{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}\E\z/]
+--- no_error_log
+[alert]
+
+
+
+=== TEST 3: events split into single bytes
+--- config
+    location /chat { llm_fallback_chain tiny; }
+--- error_code: 200
+--- response_body_like eval
+qr/"content":"Hel".*"content":"lo".*\n\ndata: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 4: CR LF line ends, three bytes at a time
+--- config
+    location /chat { llm_fallback_chain crlf; }
+--- error_code: 200
+--- response_body_like eval
+qr/\Adata: \{[^\r]*"content":"crlf"[^\r]*\n\n.*data: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 5: bare CR line ends
+--- config
+    location /chat { llm_fallback_chain cr; }
+--- error_code: 200
+--- response_body_like eval
+qr/"content":"bare cr".*data: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 6: comments, event names, ids and a data field on two lines
+--- config
+    location /chat { llm_fallback_chain multi; }
+--- error_code: 200
+--- response_body_like eval
+qr/\Adata: \{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":\[\{"index":0,"delta":\{"content":"two lines"\},"finish_reason":"stop"\}\]\}\n\ndata: \[DONE\]\n\n\z/
+
+
+
+=== TEST 7: a chunked upstream body
+--- config
+    location /chat { llm_fallback_chain chunked; }
+--- error_code: 200
+--- response_body_like eval
+qr/"content":"chunked".*data: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 8: chunks without id, object, created or model are completed
+--- config
+    location /chat { llm_fallback_chain norole; }
+--- error_code: 200
+--- response_body_like eval
+qr/\Adata: \{.*"content":"bare".*\n\ndata: \{(?=.*"id":"chatcmpl-)(?=.*"object":"chat.completion.chunk")(?=.*"model":"m")(?=.*"created":\d+).*"finish_reason":"stop".*\n\ndata: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 9: a tool call delta is content: the stream commits on it
+--- config
+    location /chat { llm_fallback_chain tools; }
+--- error_code: 200
+--- response_body_like eval
+qr/"tool_calls":\[\{"index":0,"id":"call_1".*"arguments":"\{\\"city\\":\\"Paris\\"\}".*"finish_reason":"tool_calls".*data: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 10: 503 before the stream falls back
+--- config
+    location /chat { llm_fallback_chain s503 good; }
+--- error_code: 200
+--- response_headers
+Content-Type: text/event-stream
+X-LLM-Provider: good
+X-LLM-Fallback: s503:http_503
+--- response_body_like eval
+qr/"content":"Hello".*data: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 11: connection refused falls back
+--- config
+    location /chat { llm_fallback_chain prefused good; }
+--- error_code: 200
+--- response_headers
+X-LLM-Fallback: prefused:error
+--- response_body_like eval
+qr/"content":"Hello".*data: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 12: no first content within llm_attempt_timeout falls back
+keep-alive comments do not count as content
+--- config
+    location /chat {
+        llm_attempt_timeout 500ms;
+        llm_fallback_chain slow good;
+    }
+--- error_code: 200
+--- response_headers
+X-LLM-Fallback: slow:timeout
+--- response_body_like eval
+qr/\Adata: [^\n]*"role":"assistant"[^\n]*\n\n(?!.*"role").*"content":"Hello".*data: \[DONE\]\n\n\z/s
+--- error_log
+llm provider "slow" attempt failed: timeout
+
+
+
+=== TEST 13: an in-band error before the first content falls back at once
+--- config
+    location /chat {
+        llm_attempt_timeout 5s;
+        llm_fallback_chain inband good;
+    }
+--- error_code: 200
+--- response_headers
+X-LLM-Fallback: inband:error
+--- response_body_like eval
+qr/\A(?!.*overloaded).*"content":"Hello".*data: \[DONE\]\n\n\z/s
+--- error_log
+llm provider "inband" attempt failed: error, status 200
+
+
+
+=== TEST 14: a stream that ends without content falls back
+--- config
+    location /chat { llm_fallback_chain empty good; }
+--- error_code: 200
+--- response_headers
+X-LLM-Fallback: empty:invalid_response
+--- response_body_like eval
+qr/\A(?!.*"finish_reason":"stop".*"finish_reason":"stop").*"content":"Hello".*data: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 15: a stream that ends before any event falls back
+--- config
+    location /chat { llm_fallback_chain nothing good; }
+--- error_code: 200
+--- response_headers
+X-LLM-Fallback: nothing:invalid_response
+
+
+
+=== TEST 16: a malformed event before the first content falls back
+--- config
+    location /chat { llm_fallback_chain garbage good; }
+--- error_code: 200
+--- response_headers
+X-LLM-Fallback: garbage:invalid_response
+--- response_body_like: "content":"Hello"
+
+
+
+=== TEST 17: an event larger than llm_max_response_size falls back
+--- config
+    location /chat {
+        llm_max_response_size 4k;
+        llm_fallback_chain huge good;
+    }
+--- error_code: 200
+--- response_headers
+X-LLM-Fallback: huge:invalid_response
+
+
+
+=== TEST 18: every provider fails before the stream: an HTTP error, not SSE
+--- config
+    location /chat { llm_fallback_chain s503 inband; }
+--- error_code: 502
+--- response_headers
+Content-Type: application/json
+x-should-retry: false
+--- response_body_like: "type":"llm_providers_exhausted"
+
+
+
+=== TEST 19: a 400 is the client's answer, as JSON with its status
+--- config
+    location /chat { llm_fallback_chain s400 good; }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+--- response_body_like: "message":"bad prompt here"
+
+
+
+=== TEST 20: a provider that answers JSON to a stream request is replayed
+--- config
+    location /chat { llm_fallback_chain json; }
+--- error_code: 200
+--- response_headers
+Content-Type: text/event-stream
+--- response_body_like eval
+qr/"delta":\{"role":"assistant","content":"not streamed"\}.*data: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 21: cut after the first content: an error event, then [DONE]
+--- config
+    location /chat { llm_fallback_chain cut good; }
+--- error_code: 200
+--- response_headers
+X-LLM-Provider: cut
+--- response_body_like eval
+qr/"content":"partial".*\n\ndata: \{"error":\{"message":"The provider's stream failed after it started: the connection was cut before the end of the stream.","type":"provider_error","param":null,"code":"llm_stream_interrupted"\}\}\n\ndata: \[DONE\]\n\n\z/s
+--- error_log
+llm provider "cut" stream failed after its first content: the connection was cut
+
+
+
+=== TEST 22: a chunked body cut after the first content
+--- config
+    location /chat { llm_fallback_chain cutchk good; }
+--- error_code: 200
+--- response_body_like eval
+qr/"content":"partial".*\n\ndata: \{"error":\{.*"code":"llm_stream_interrupted"\}\}\n\ndata: \[DONE\]\n\n\z/s
+--- error_log
+upstream prematurely closed connection
+
+
+
+=== TEST 23: a malformed event after the first content
+--- config
+    location /chat { llm_fallback_chain badlate good; }
+--- timeout: 5
+--- error_code: 200
+--- response_body_like eval
+qr/"content":"fine".*\n\ndata: \{"error":\{.*"code":"llm_stream_invalid"\}\}\n\ndata: \[DONE\]\n\n\z/s
+--- error_log
+stream failed after its first content: a malformed event
+
+
+
+=== TEST 24: the provider's own error event after the first content
+--- config
+    location /chat { llm_fallback_chain errlate good; }
+--- error_code: 200
+--- response_body_like eval
+qr/"content":"fine".*\n\ndata: \{"error":\{"message":"overloaded, try later","type":"server_error","param":null,"code":"overloaded"\}\}\n\ndata: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 25: llm_stream_idle_timeout after the first content
+--- config
+    location /chat {
+        llm_stream_idle_timeout 300ms;
+        llm_fallback_chain idle good;
+    }
+--- error_code: 200
+--- response_body_like eval
+qr/"content":"then".*\n\ndata: \{"error":\{.*"code":"llm_stream_idle_timeout"\}\}\n\ndata: \[DONE\]\n\n\z/s
+--- error_log
+stream failed after its first content: no event within llm_stream_idle_timeout
+
+
+
+=== TEST 26: ... and the idle provider's connection was closed
+--- config
+    location = /t {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/closed/idle;
+    }
+--- request
+GET /t
+--- error_code: 200
+--- response_body: peer
+
+
+
+=== TEST 27: a failure after the commit point counts against the provider
+--- http_config
+    llm_circuit_breaker zone=llm:1m failures=1 window=1m cooldown=1m;
+--- config
+    location /chat { llm_fallback_chain cut good; }
+    location /status { llm_status; }
+--- request eval
+["POST /chat\n" . '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}', "POST /chat\n" . '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}']
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[200, 200]
+--- raw_response_headers_like eval
+[qr/X-LLM-Provider: cut/, qr/X-LLM-Fallback: cut:open/]
+
+
+
+=== TEST 28: the client goes away mid-stream: the provider connection closes
+--- config
+    location /chat { llm_fallback_chain endless; }
+--- timeout: 0.5
+--- abort
+--- ignore_response
+--- error_log
+client prematurely closed connection
+
+
+
+=== TEST 29: ... and the provider saw nginx close it
+--- config
+    location = /t {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/closed/endless;
+    }
+--- request
+GET /t
+--- error_code: 200
+--- response_body: peer
+
+
+
+=== TEST 30: proxy_buffering off in the provider location works the same
+--- config
+    location /chat { llm_fallback_chain tiny; }
+--- http_config
+    proxy_buffering off;
+--- error_code: 200
+--- response_body_like eval
+qr/"content":"Hel".*"content":"lo".*data: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 31: a non-stream request to the same provider is not streamed
+--- config
+    location /chat { llm_fallback_chain json; }
+--- request
+POST /chat
+{"model":"m","messages":[{"role":"user","content":"hi"}]}
+--- error_code: 200
+--- response_headers
+Content-Type: application/json
+--- response_body_like: "content":"not streamed"
