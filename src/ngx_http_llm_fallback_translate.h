@@ -163,6 +163,8 @@ json_t *ngx_http_llm_fallback_gemini_response(json_t *resp,
 json_t *ngx_http_llm_fallback_gemini_error(json_t *body);
 json_t *ngx_http_llm_fallback_gemini_usage(json_t *usage,
     ngx_http_llm_fallback_xlat_response_t *x);
+json_t *ngx_http_llm_fallback_gemini_call(json_t *part, size_t n,
+    ngx_http_llm_fallback_xlat_response_t *x);
 
 
 /*
