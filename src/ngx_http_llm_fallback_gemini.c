@@ -999,8 +999,7 @@ ngx_http_llm_fallback_gemini_choice(json_t *candidate, size_t index,
     size_t *ncalls, ngx_http_llm_fallback_xlat_response_t *x)
 {
     size_t       i;
-    json_t      *texts, *calls, *part, *v, *fc, *name, *id, *call, *message;
-    json_t      *text;
+    json_t      *texts, *calls, *part, *v, *fc, *call, *message, *text;
     const char  *finish;
 
     texts = json_array();
@@ -1030,50 +1029,12 @@ ngx_http_llm_fallback_gemini_choice(json_t *candidate, size_t index,
         }
 
         fc = json_object_get(part, "functionCall");
-        name = json_object_get(fc, "name");
 
-        if (!json_is_string(name)) {
+        if (!json_is_string(json_object_get(fc, "name"))) {
             continue;
         }
 
-        id = json_object_get(fc, "id");
-
-        id = json_is_string(id) && json_string_length(id)
-             ? json_incref(id)
-             : ngx_http_llm_fallback_xlat_call_id(x, *ncalls);
-
-        if (id == NULL) {
-            goto failed;
-        }
-
-        v = json_object_get(fc, "args");
-
-        call = ngx_http_llm_fallback_xlat_tool_call(json_string_value(id),
-                                                    json_string_length(id),
-                                                    json_string_value(name),
-                                                    json_string_length(name),
-                                                    json_is_object(v) ? v
-                                                                      : NULL);
-        json_decref(id);
-
-        if (call == NULL) {
-            goto failed;
-        }
-
-        /* the thought signature goes where Google's own OpenAI API has it */
-
-        v = json_object_get(part, "thoughtSignature");
-
-        if (json_is_string(v)
-            && json_object_set_new(call, "extra_content",
-                                   json_pack("{s:{s:O}}",
-                                             "google",
-                                             "thought_signature", v))
-               != 0)
-        {
-            json_decref(call);
-            goto failed;
-        }
+        call = ngx_http_llm_fallback_gemini_call(part, *ncalls, x);
 
         if (json_array_append_new(calls, call) != 0) {
             goto failed;
@@ -1128,6 +1089,67 @@ failed:
     json_decref(calls);
 
     return NULL;
+}
+
+
+/*
+ * a part with a "functionCall" as the n-th OpenAI tool call of the
+ * answer (a new reference), NULL when its name is not a string: the
+ * call's own id, else "call_<id>_<n>"; the thought signature goes where
+ * Google's own OpenAI API has it
+ */
+
+json_t *
+ngx_http_llm_fallback_gemini_call(json_t *part, size_t n,
+    ngx_http_llm_fallback_xlat_response_t *x)
+{
+    json_t  *fc, *id, *name, *args, *call, *v;
+
+    fc = json_object_get(part, "functionCall");
+    name = json_object_get(fc, "name");
+
+    if (!json_is_string(name)) {
+        return NULL;
+    }
+
+    id = json_object_get(fc, "id");
+
+    id = json_is_string(id) && json_string_length(id)
+         ? json_incref(id)
+         : ngx_http_llm_fallback_xlat_call_id(x, n);
+
+    if (id == NULL) {
+        return NULL;
+    }
+
+    args = json_object_get(fc, "args");
+
+    call = ngx_http_llm_fallback_xlat_tool_call(json_string_value(id),
+                                                json_string_length(id),
+                                                json_string_value(name),
+                                                json_string_length(name),
+                                                json_is_object(args) ? args
+                                                                     : NULL);
+    json_decref(id);
+
+    if (call == NULL) {
+        return NULL;
+    }
+
+    v = json_object_get(part, "thoughtSignature");
+
+    if (json_is_string(v)
+        && json_object_set_new(call, "extra_content",
+                               json_pack("{s:{s:O}}",
+                                         "google",
+                                         "thought_signature", v))
+           != 0)
+    {
+        json_decref(call);
+        return NULL;
+    }
+
+    return call;
 }
 
 

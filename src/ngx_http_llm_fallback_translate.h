@@ -163,6 +163,8 @@ json_t *ngx_http_llm_fallback_gemini_response(json_t *resp,
 json_t *ngx_http_llm_fallback_gemini_error(json_t *body);
 json_t *ngx_http_llm_fallback_gemini_usage(json_t *usage,
     ngx_http_llm_fallback_xlat_response_t *x);
+json_t *ngx_http_llm_fallback_gemini_call(json_t *part, size_t n,
+    ngx_http_llm_fallback_xlat_response_t *x);
 
 
 /*
@@ -172,7 +174,18 @@ json_t *ngx_http_llm_fallback_gemini_usage(json_t *usage,
  * and prompt_tokens and completion_tokens set to -1 (unknown); the
  * translators keep what they need between events in the rest.
  * Return 0 when the event was understood (it may produce nothing, as a
- * ping does), -1 when it is not a usable event (x->reason says why).
+ * ping does), -1 when it is not a usable event (x->reason says why);
+ * "out" is then as it was before the call, but the state is not: the
+ * attempt cannot go on.
+ *
+ * The chunks of one stream: each has x->id, x->created and one model
+ * (the provider's, else x->model); the first carries the role; a tool
+ * call index is either the next one, in a chunk that starts the call
+ * (id, type, function name, and its arguments so far: "" for Anthropic,
+ * all of them for Gemini), or one started before, with more arguments;
+ * one chunk at most has a finish_reason, and only the usage chunk
+ * ("choices": [], once) may follow it.  An event that would add content
+ * after the finish is not usable.
  */
 
 #define NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_OK          0
@@ -193,10 +206,16 @@ typedef struct {
     /* in: the client asked for stream_options.include_usage */
     unsigned                          include_usage:1;
 
-    /* state between events, owned by the translators, zero at start */
-    json_t                           *provider_id;   /* references */
+    /*
+     * state between events, owned by the translators, zero at start:
+     * the provider's message id (for logs) and the model every chunk
+     * reports (references); the open Anthropic tool_use block's tool
+     * index + 1, and whether it had arguments (else it gets "{}")
+     */
+    json_t                           *provider_id;
     json_t                           *provider_model;
-    int                               block_tool;    /* tool index + 1 */
+    int                               block_tool;
+    int                               block_args;
     int                               ntools;
     int                               role_sent;
     int                               usage_sent;
@@ -211,7 +230,7 @@ typedef struct {
      * OpenAI "[DONE]" is seen by the caller) */
     unsigned                          done:1;
     /* out: an in-band error, as an OpenAI error object (a new reference,
-     * the caller releases it) */
+     * the caller releases it; a later error does not replace it) */
     json_t                           *error;
     /* out: why the last event is not usable */
     const char                       *reason;
@@ -242,7 +261,7 @@ int ngx_http_llm_fallback_openai_stream(
 int ngx_http_llm_fallback_xlat_stream_end(
     ngx_http_llm_fallback_xlat_stream_t *x, json_t *out);
 
-/* releases the references the state holds */
+/* releases the references the state holds (not x->error) */
 void ngx_http_llm_fallback_xlat_stream_free(
     ngx_http_llm_fallback_xlat_stream_t *x);
 
@@ -263,7 +282,11 @@ int ngx_http_llm_fallback_xlat_acc_add(ngx_http_llm_fallback_xlat_acc_t *acc,
     json_t *chunk);
 /* a new reference: id, object "chat.completion", created, model,
  * choices[{index, message{role, content, tool_calls?, refusal?},
- * finish_reason}], usage when a chunk carried it */
+ * logprobs, finish_reason}], usage when a chunk carried it; id, created
+ * and model are the first ones given; NULL when it gave up, when no
+ * chunk had a choice, or when a choice has no finish_reason (the stream
+ * did not end).  Only choices 0 to 15 are kept.  "content" is null when
+ * there are tool calls or a refusal and no text. */
 json_t *ngx_http_llm_fallback_xlat_acc_completion(
     ngx_http_llm_fallback_xlat_acc_t *acc);
 void ngx_http_llm_fallback_xlat_acc_free(

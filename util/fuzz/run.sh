@@ -18,8 +18,8 @@ top=$(cd "$dir/../.." && pwd)
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
 
-targets=${*:-"anthropic_request anthropic_response gemini_request
-              gemini_response"}
+targets=${*:-"anthropic_request anthropic_response anthropic_stream
+              gemini_request gemini_response gemini_stream openai_stream"}
 
 cc=${CC:-clang}
 build=${FUZZ_BUILD:-$dir/build}
@@ -43,7 +43,12 @@ cflags="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
 libs=$(pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 
 for t in $targets; do
+    # the streaming translation calls the error and usage helpers of both
+    # formats
     case $t in
+        *_stream)    xlat="$src/ngx_http_llm_fallback_xlat_stream.c
+                           $src/ngx_http_llm_fallback_anthropic.c
+                           $src/ngx_http_llm_fallback_gemini.c" ;;
         anthropic_*) xlat=$src/ngx_http_llm_fallback_anthropic.c ;;
         gemini_*)    xlat=$src/ngx_http_llm_fallback_gemini.c ;;
         *) echo "$0: unknown target $t" >&2; exit 2 ;;
@@ -52,7 +57,7 @@ for t in $targets; do
     echo "== build fuzz_$t"
 
     # shellcheck disable=SC2086
-    $cc $cflags -o "$build/fuzz_$t" "$dir/fuzz_$t.c" "$xlat" \
+    $cc $cflags -o "$build/fuzz_$t" "$dir/fuzz_$t.c" $xlat \
         "$src/ngx_http_llm_fallback_translate.c" $libs
 done
 
