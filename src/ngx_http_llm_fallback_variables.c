@@ -26,6 +26,10 @@ static ngx_int_t ngx_http_llm_fallback_variable_int(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, ngx_int_t n);
 static ngx_int_t ngx_http_llm_fallback_provider_model_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_llm_fallback_gemini_method_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_http_llm_fallback_sr_ctx_t *ngx_http_llm_fallback_attempt_ctx(
+    ngx_http_request_t *r);
 
 
 static ngx_http_variable_t  ngx_http_llm_fallback_vars[] = {
@@ -59,6 +63,10 @@ static ngx_http_variable_t  ngx_http_llm_fallback_vars[] = {
 
     { ngx_string("llm_provider_model"), NULL,
       ngx_http_llm_fallback_provider_model_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llm_gemini_method"), NULL,
+      ngx_http_llm_fallback_gemini_method_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -199,20 +207,7 @@ ngx_http_llm_fallback_provider_model_variable(ngx_http_request_t *r,
     uintptr_t                        escape;
     ngx_http_llm_fallback_sr_ctx_t  *sc;
 
-    sc = NULL;
-
-    if (r != r->main) {
-        sc = ngx_http_get_module_ctx(r, ngx_http_llm_fallback_module);
-
-        if (sc == NULL
-            && r->post_subrequest
-            && r->post_subrequest->handler
-               == ngx_http_llm_fallback_post_subrequest)
-        {
-            /* after an internal redirect in the provider location */
-            sc = r->post_subrequest->data;
-        }
-    }
+    sc = ngx_http_llm_fallback_attempt_ctx(r);
 
     if (sc == NULL) {
         v->not_found = 1;
@@ -249,4 +244,63 @@ ngx_http_llm_fallback_provider_model_variable(ngx_http_request_t *r,
     v->data = p;
 
     return NGX_OK;
+}
+
+
+/*
+ * $llm_gemini_method: inside an attempt, Gemini's method for it,
+ * "streamGenerateContent?alt=sse" for a stream, else "generateContent"
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_gemini_method_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_llm_fallback_sr_ctx_t  *sc;
+
+    sc = ngx_http_llm_fallback_attempt_ctx(r);
+
+    if (sc == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (sc->ctx->stream) {
+        v->data = (u_char *) "streamGenerateContent?alt=sse";
+        v->len = sizeof("streamGenerateContent?alt=sse") - 1;
+
+    } else {
+        v->data = (u_char *) "generateContent";
+        v->len = sizeof("generateContent") - 1;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_http_llm_fallback_sr_ctx_t *
+ngx_http_llm_fallback_attempt_ctx(ngx_http_request_t *r)
+{
+    ngx_http_llm_fallback_sr_ctx_t  *sc;
+
+    if (r == r->main) {
+        return NULL;
+    }
+
+    sc = ngx_http_get_module_ctx(r, ngx_http_llm_fallback_module);
+
+    if (sc == NULL
+        && r->post_subrequest
+        && r->post_subrequest->handler
+           == ngx_http_llm_fallback_post_subrequest)
+    {
+        /* after an internal redirect in the provider location */
+        sc = r->post_subrequest->data;
+    }
+
+    return sc;
 }

@@ -529,7 +529,7 @@ X-LLM-Fallback: openai503:http_503
 
 
 
-=== TEST 28: a stream client gets the translated answer replayed as SSE
+=== TEST 28: a provider that answers a stream request with JSON is replayed as SSE
 --- config
     location /chat { llm_fallback_chain claude; }
 --- request
@@ -538,7 +538,7 @@ POST /chat
 --- tcp_reply eval
 LLMProviders::anthropic(sub {
     my ($r) = @_;
-    die "stream sent\n" if exists $r->{stream};
+    die "no stream asked for\n" unless $r->{stream};
     LLMProviders::anthropic_message(stop_reason => 'tool_use', content => [
         { type => 'text', text => 'Checking.' },
         { type => 'tool_use', id => 'toolu_9', name => 'get_weather',
