@@ -946,7 +946,7 @@ static ngx_int_t
 ngx_http_llm_fallback_stream_result(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc)
 {
-    json_t                          *completion, *model;
+    json_t                          *completion, *model, *usage;
     ngx_http_llm_fallback_stream_t  *st;
 
     st = sc->stream;
@@ -985,6 +985,23 @@ ngx_http_llm_fallback_stream_result(ngx_http_request_t *r,
     if (ngx_http_llm_fallback_json_keep(r->pool, completion) != NGX_OK) {
         json_decref(completion);
         return NGX_ERROR;
+    }
+
+    if (json_object_get(completion, "usage") == NULL
+        && st->x.prompt_tokens >= 0 && st->x.completion_tokens >= 0)
+    {
+        /* the client did not ask for the usage chunk: the cache keeps it */
+
+        usage = ngx_http_llm_fallback_xlat_usage(st->x.prompt_tokens,
+                                        st->x.completion_tokens,
+                                        st->x.prompt_tokens
+                                        + st->x.completion_tokens, -1, -1);
+
+        if (usage == NULL
+            || json_object_set_new(completion, "usage", usage) != 0)
+        {
+            return NGX_ERROR;
+        }
     }
 
     model = json_object_get(completion, "model");
