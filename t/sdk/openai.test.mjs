@@ -15,6 +15,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,7 +51,47 @@ const badBody = JSON.stringify({
     },
 });
 
+const STREAM_WORDS = ['Hello', ' world', ' from', ' the', ' stream'];
+
+function sseChunk(delta, finish = null) {
+    return 'data: ' + JSON.stringify({
+        id: 'chatcmpl-fake-stream',
+        object: 'chat.completion.chunk',
+        created: 1700000000,
+        model: 'fake-stream-model',
+        choices: [{ index: 0, delta, finish_reason: finish }],
+    }) + '\n\n';
+}
+
+// streaming fake providers, in node: events written one by one, with
+// pauses, and a stream cut after its first content
+function streamServer() {
+    return http.createServer((req, res) => {
+        req.resume();
+        req.on('end', async () => {
+            res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+            res.write(sseChunk({ role: 'assistant', content: '' }));
+
+            if (req.url === '/scut') {
+                res.write(sseChunk({ content: 'partial' }));
+                await sleep(100);
+                res.socket.destroy();
+                return;
+            }
+
+            for (const w of STREAM_WORDS) {
+                await sleep(20);
+                res.write(sseChunk({ content: w }));
+            }
+
+            res.write(sseChunk({}, 'stop'));
+            res.end('data: [DONE]\n\n');
+        });
+    });
+}
+
 let prefix;
+let streams;
 let nginx;
 let nginxExit;
 let gwPort;
@@ -102,7 +143,7 @@ function gatewayHits(uri) {
         .filter((l) => l.split(' ')[0] === uri).length;
 }
 
-function config(fakePort) {
+function config(fakePort, streamPort) {
     // nginx's own "return" bodies: single quotes, no "$" in the JSON
     return `
 load_module ${moduleSo};
@@ -129,6 +170,8 @@ http {
     llm_provider bad  uri=/_llm/bad  model=m-bad  api_key=sk-bad;
     llm_provider bad2 uri=/_llm/bad2 model=m-bad2 api_key=sk-bad2;
     llm_provider good uri=/_llm/good model=m-good api_key=sk-good;
+    llm_provider sgood uri=/_llm/sgood api_key=sk-sgood;
+    llm_provider scut uri=/_llm/scut api_key=sk-scut;
 
     server {
         listen 127.0.0.1:${fakePort};
@@ -154,6 +197,19 @@ http {
         }
         location = /fail/v1/chat/completions {
             llm_fallback_chain bad bad2;
+        }
+        location = /stream/v1/chat/completions {
+            llm_fallback_chain bad sgood;
+        }
+        location = /cut/v1/chat/completions {
+            llm_fallback_chain scut good;
+        }
+
+        location ~ ^/_llm/(sgood|scut)$ {
+            internal;
+            proxy_pass http://127.0.0.1:${streamPort}/$1;
+            proxy_http_version 1.1;
+            proxy_buffering off;
         }
 
         location = /_llm/bad {
@@ -184,8 +240,12 @@ before(async () => {
 
     gwPort = await freePort();
     const fakePort = await freePort();
+
+    streams = streamServer();
+    await new Promise((resolve) => streams.listen(0, '127.0.0.1', resolve));
+
     fs.writeFileSync(path.join(prefix, 'conf', 'nginx.conf'),
-                     config(fakePort));
+                     config(fakePort, streams.address().port));
 
     nginx = spawn(nginxBin, ['-p', prefix + '/', '-c', 'conf/nginx.conf',
                              '-g', 'daemon off;'],
@@ -207,6 +267,11 @@ before(async () => {
 });
 
 after(async () => {
+    if (streams) {
+        streams.closeAllConnections();
+        streams.close();
+    }
+
     if (nginx && nginx.exitCode === null && nginx.signalCode === null) {
         nginx.kill('SIGQUIT');
         const timer = setTimeout(() => nginx.kill('SIGKILL'), 10000);
@@ -346,4 +411,56 @@ tracked('a request the gateway rejects is a BadRequestError', async () => {
 
     await sleep(100);
     assert.equal(fakeHits('/good') - good, 0, 'no provider was called');
+});
+
+tracked('a stream that fell back from a failing provider arrives chunk by '
+        + 'chunk', async () => {
+    const { data: stream, response } = await client('/stream').chat
+        .completions.create({ model: 'gpt-4o-mini', messages, stream: true })
+        .withResponse();
+
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type'),
+                 /^text\/event-stream/);
+    assert.equal(response.headers.get('x-llm-provider'), 'sgood');
+    assert.equal(response.headers.get('x-llm-fallback'), 'bad:http_503');
+
+    const deltas = [];
+    let finish = null;
+
+    for await (const chunk of stream) {
+        assert.equal(chunk.object, 'chat.completion.chunk');
+        for (const choice of chunk.choices) {
+            if (choice.delta?.content) {
+                deltas.push(choice.delta.content);
+            }
+            finish = choice.finish_reason ?? finish;
+        }
+    }
+
+    assert.deepEqual(deltas, STREAM_WORDS, 'one chunk per provider event');
+    assert.equal(finish, 'stop');
+});
+
+tracked('a stream cut after its first content ends in an APIError after '
+        + 'the chunks', async () => {
+    const stream = await client('/cut').chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages,
+        stream: true,
+    });
+
+    let content = '';
+
+    const err = await (async () => {
+        for await (const chunk of stream) {
+            for (const choice of chunk.choices) {
+                content += choice.delta?.content ?? '';
+            }
+        }
+    })().then(() => null, (e) => e);
+
+    assert.equal(content, 'partial', 'the chunks before the failure');
+    assert.ok(err instanceof OpenAI.APIError, `got ${err}`);
+    assert.match(err.message, /stream failed after it started/);
 });
