@@ -40,8 +40,18 @@ module-fallback|http://127.0.0.1:$MODULE_PORT/fallback/v1/chat/completions|modul
 module-open|http://127.0.0.1:$MODULE_PORT/open/v1/chat/completions|module, 1st provider's circuit open, 2nd answers (ratio vs module-pass)|module-pass
 module-cache-hit|http://127.0.0.1:$MODULE_PORT/cached/v1/chat/completions|module, Redis cache HIT|proxy
 module-anthropic|http://127.0.0.1:$MODULE_PORT/anthropic/v1/chat/completions|module, translated to anthropic (ratio vs module-pass)|module-pass
+proxy-stream|http://127.0.0.1:$PROXY_PORT/stream/v1/chat/completions|plain nginx proxy_pass of a 16-event SSE stream, unbuffered|proxy-stream
+module-stream|http://127.0.0.1:$MODULE_PORT/stream/v1/chat/completions|module, the same stream through the commit point (ratio vs proxy-stream)|proxy-stream
 "
-SCENARIOS="${SCENARIOS:-proxy proxy-fallback module-pass module-fallback module-open module-cache-hit module-anthropic}"
+SCENARIOS="${SCENARIOS:-proxy proxy-fallback module-pass module-fallback module-open module-cache-hit module-anthropic proxy-stream module-stream}"
+
+# the request body of a scenario: streams ask for a stream
+body_of() {
+    case "$1" in
+        *-stream) echo chat-request-stream.json ;;
+        *)        echo chat-request.json ;;
+    esac
+}
 
 case "$RUN_DIR" in /tmp/*) ;; *) echo "RUN_DIR must be under /tmp" >&2; exit 2;; esac
 
@@ -124,16 +134,17 @@ declare -A RPS P50 P99 ERRS
 
 # run mode scenario url: wrk, one BENCH_RESULT line
 run() {
-    local mode="$1" name="$2" url="$3" out args
+    local mode="$1" name="$2" url="$3" out args body
+    body=$(body_of "$name")
     case "$mode" in
         sat)    args=(-t2 "-c$CONNS" "-d$DURATION") ;;
         serial) args=(-t1 -c1 "-d$SERIAL_DURATION") ;;
     esac
 
-    (cd "$HERE" && BENCH_BODY_FILE=chat-request.json wrk -t1 -c4 "-d$WARMUP" \
+    (cd "$HERE" && BENCH_BODY_FILE="$body" wrk -t1 -c4 "-d$WARMUP" \
         -s post.lua "$url" > /dev/null 2>&1) || true
 
-    out=$(cd "$HERE" && BENCH_LABEL="$name" BENCH_BODY_FILE=chat-request.json \
+    out=$(cd "$HERE" && BENCH_LABEL="$name" BENCH_BODY_FILE="$body" \
           wrk "${args[@]}" --latency -s post.lua "$url" 2>&1 \
           | tee "$RUN_DIR/$mode-$name.txt" | grep '^BENCH_RESULT')
 
@@ -154,6 +165,28 @@ for mode in sat serial; do
     done
 done
 
+# time to first byte of the stream scenarios, one request at a time:
+# curl's time_starttransfer over TTFB_N requests, p50 and p99 in us
+TTFB_N="${TTFB_N:-300}"
+declare -A TTFB50 TTFB99
+
+ttfb() {
+    local name="$1" url="$2" i
+    for i in $(seq 1 "$TTFB_N"); do
+        curl -s -o /dev/null -w '%{time_starttransfer}\n' -X POST \
+            -H 'Content-Type: application/json' \
+            --data-binary @"$HERE/$(body_of "$name")" "$url"
+    done | sort -n | awk '{ t[NR] = $1 * 1000000 }
+        END { printf "%d %d\n", t[int(NR * 0.5)], t[int(NR * 0.99)] }' \
+        > "$RUN_DIR/ttfb-$name.txt"
+    read -r TTFB50[$name] TTFB99[$name] < "$RUN_DIR/ttfb-$name.txt"
+    log "ttfb $name: p50 ${TTFB50[$name]} us, p99 ${TTFB99[$name]} us"
+}
+
+for s in $SCENARIOS; do
+    case "$s" in *-stream) ttfb "$s" "$(url_of "$s")" ;; esac
+done
+
 log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 {
@@ -170,6 +203,15 @@ log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
             'BEGIN { printf "| %s | %s | %.0f | %.2f | %.0f | %.2f | %d | %+d | %d | %s |\n",
                      s, d, r, r / rb, sr, sr / srb, p, p - pb, p99, e }'
     done
+
+    if [ -n "${TTFB50[proxy-stream]:-}" ] && [ -n "${TTFB50[module-stream]:-}" ]; then
+        echo
+        echo "| stream time to first byte (curl, $TTFB_N one at a time) | p50 us | p99 us |"
+        echo "|---|---:|---:|"
+        echo "| proxy-stream | ${TTFB50[proxy-stream]} | ${TTFB99[proxy-stream]} |"
+        echo "| module-stream | ${TTFB50[module-stream]} | ${TTFB99[module-stream]} |"
+        echo "| added by the module | $((TTFB50[module-stream] - TTFB50[proxy-stream])) | $((TTFB99[module-stream] - TTFB99[proxy-stream])) |"
+    fi
 } | tee "$RUN_DIR/results.md"
 
 log "raw output and logs: $RUN_DIR"
