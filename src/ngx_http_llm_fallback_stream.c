@@ -846,7 +846,7 @@ ngx_http_llm_fallback_stream_done(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc)
 {
     json_t                           *tail, *error;
-    ngx_int_t                         rc;
+    ngx_int_t                         rc, stored;
     ngx_buf_t                        *b;
     ngx_uint_t                        reason, status;
     ngx_http_llm_fallback_stream_t   *st;
@@ -880,9 +880,13 @@ ngx_http_llm_fallback_stream_done(ngx_http_request_t *r,
             json_decref(tail);
         }
 
+        /* the tokens first: the report counts them */
+
+        stored = ngx_http_llm_fallback_stream_result(r, ctx, sc);
+
         ngx_http_llm_fallback_breaker_report(r, ctx, sc, reason, status, 0);
 
-        if (ngx_http_llm_fallback_stream_result(r, ctx, sc) == NGX_OK) {
+        if (stored == NGX_OK) {
             ngx_http_llm_fallback_cache_store(r, ctx);
         }
 

@@ -488,3 +488,21 @@ POST /chat
 --- response_headers
 Content-Type: application/json
 --- response_body_like: "content":"not streamed"
+
+
+
+=== TEST 32: llm_status counts streams: tokens from the usage event, failures after commit
+--- http_config
+    llm_circuit_breaker zone=llm:1m failures=5;
+--- config
+    location /chat { llm_fallback_chain good; }
+    location /cut { llm_fallback_chain cut; }
+    location /status { llm_status; }
+--- request eval
+["POST /chat\n" . '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}', "POST /cut\n" . '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}', "GET /status"]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[200, 200, 200]
+--- response_body_like eval
+[qr/\[DONE\]/, qr/llm_stream_interrupted/, qr/"good":\{[^{}]*"attempts":1,"successes":1,"failures":\{"error":0,[^}]*\},"tokens":\{"prompt":9,"completion":4\}.*"cut":\{[^{}]*"consecutive_failures":1,[^{}]*"successes":0,"failures":\{"error":1,/s]
