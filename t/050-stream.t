@@ -58,6 +58,13 @@ stream_server(
     garbage => [sse_head(), "data: {\"choices\":[{\"delta\":\n\n",
                 { hang => 1 }],
     huge    => [sse_head(), "data: {\"x\":\"", "a" x 8192, "\"}\n\n"],
+    rolespam => [sse_head(), { repeat => 2000, step => sse_event(openai_chunk(
+                                  '{"role":"assistant","content":""}')) },
+                 { hang => 1 }],
+    badutf8 => [sse_head(), sse_event(openai_chunk(
+                    qq({"content":"\xff\xfe bad"}))), { hang => 1 }],
+    sameread => [sse_head(), sse_event(openai_chunk('{"content":"lost"}'))
+                 . "data: {oops\n\n", { hang => 1 }],
     s503    => ["HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
                 . "application/json\r\nContent-Length: " . length($err)
                 . "\r\nConnection: close\r\n\r\n$err"],
@@ -96,6 +103,7 @@ add_block_preprocessor(sub {
     $block->set_value("http_config",
         join('', map { "    llm_provider $_ uri=/_s/$_;\n" }
              qw(good tiny crlf cr multi chunked norole tools inband empty
+                rolespam badutf8 sameread
                 nothing slow garbage huge s503 s400 json cut cutchk badlate
                 errlate idle endless))
         . ($block->http_config // ''));
@@ -506,3 +514,38 @@ Content-Type: application/json
 [200, 200, 200]
 --- response_body_like eval
 [qr/\[DONE\]/, qr/llm_stream_interrupted/, qr/"good":\{[^{}]*"attempts":1,"successes":1,"failures":\{"error":0,[^}]*\},"tokens":\{"prompt":9,"completion":4\}.*"cut":\{[^{}]*"consecutive_failures":1,[^{}]*"successes":0,"failures":\{"error":1,/s]
+
+
+
+=== TEST 33: endless chunks without content before the commit point are bounded
+--- config
+    location /chat {
+        llm_max_response_size 16k;
+        llm_fallback_chain rolespam good;
+    }
+--- error_code: 200
+--- response_headers
+X-LLM-Fallback: rolespam:invalid_response
+--- response_body_like eval
+qr/\Adata: [^\n]*"role":"assistant"[^\n]*\n\n(?!.*"role").*"content":"Hello".*data: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 34: an event that is not UTF-8 before the commit point falls back
+--- config
+    location /chat { llm_fallback_chain badutf8 good; }
+--- error_code: 200
+--- response_headers
+X-LLM-Fallback: badutf8:invalid_response
+
+
+
+=== TEST 35: content and a failure in the same read: nothing was sent, it falls back
+--- config
+    location /chat { llm_fallback_chain sameread good; }
+--- error_code: 200
+--- response_headers
+X-LLM-Provider: good
+X-LLM-Fallback: sameread:invalid_response
+--- response_body_like eval
+qr/\A(?!.*lost).*"content":"Hello".*data: \[DONE\]\n\n\z/s
