@@ -116,7 +116,13 @@ for my $i (1 .. 3) {
 my $peak = peak_kib($pid);
 
 diag("worker peak RSS: $base KiB after 1 MiB, $peak KiB after 3 x 10 MiB");
-cmp_ok($peak - $base, '<', 2048, 'peak RSS flat within 2 MiB');
+SKIP: {
+    # AddressSanitizer keeps freed memory in quarantine (256 MiB): RSS
+    # says nothing there; make test checks it on the plain build
+    skip 'RSS under AddressSanitizer', 1 if $ENV{ASAN_OPTIONS};
+
+    cmp_ok($peak - $base, '<', 2048, 'peak RSS flat within 2 MiB');
+}
 
 ok(!error_log_lines($n, qr/\[(alert|crit|emerg)\]|exited on signal/),
    'no alert in the error log');
