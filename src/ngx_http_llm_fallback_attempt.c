@@ -315,6 +315,13 @@ ngx_http_llm_fallback_timer_handler(ngx_event_t *ev)
     }
 
     if (ctx->committed) {
+
+        if (ngx_http_llm_fallback_stream_held(ctx->current)) {
+            /* not silent: the client is slow, send_timeout is for that */
+            ngx_add_timer(&ctx->timer, ctx->conf->stream_idle_timeout);
+            return;
+        }
+
         /* llm_stream_idle_timeout: the stream went silent */
         ctx->current->idle = 1;
 

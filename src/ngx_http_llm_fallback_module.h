@@ -379,6 +379,8 @@ ngx_int_t ngx_http_llm_fallback_stream_start(ngx_http_request_t *sr,
     ngx_http_llm_fallback_sr_ctx_t *sc);
 ngx_int_t ngx_http_llm_fallback_stream_body(ngx_http_request_t *sr,
     ngx_http_llm_fallback_sr_ctx_t *sc, ngx_chain_t *in);
+ngx_uint_t ngx_http_llm_fallback_stream_held(
+    ngx_http_llm_fallback_sr_ctx_t *sc);
 ngx_uint_t ngx_http_llm_fallback_stream_failure(
     ngx_http_llm_fallback_sr_ctx_t *sc);
 void ngx_http_llm_fallback_stream_done(ngx_http_request_t *r,

@@ -29,6 +29,8 @@
 #define NGX_HTTP_LLM_FALLBACK_STREAM_BUF         4096
 #define NGX_HTTP_LLM_FALLBACK_STREAM_LINE        1024
 #define NGX_HTTP_LLM_FALLBACK_STREAM_NAME        32
+/* output not yet taken by the client past which the input waits */
+#define NGX_HTTP_LLM_FALLBACK_STREAM_BUSY        65536
 
 /* why a stream is not usable */
 #define NGX_HTTP_LLM_FALLBACK_STREAM_MALFORMED   1
@@ -52,11 +54,15 @@ struct ngx_http_llm_fallback_stream_s {
     u_char                                name[
                                               NGX_HTTP_LLM_FALLBACK_STREAM_NAME];
 
+    /* the upstream's buffers not parsed yet */
+    ngx_chain_t                          *in;
+
     /* chunks for the client, held until the commit point */
     ngx_chain_t                          *out;
     ngx_chain_t                          *last;
     ngx_chain_t                          *free;
     ngx_chain_t                          *busy;
+    size_t                                busy_size;
     size_t                                held;
 
     ngx_uint_t                            failure;
@@ -68,6 +74,8 @@ struct ngx_http_llm_fallback_stream_s {
 };
 
 
+static ngx_int_t ngx_http_llm_fallback_stream_next(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_sr_ctx_t *sc);
 static ngx_int_t ngx_http_llm_fallback_stream_parse(ngx_http_request_t *sr,
     ngx_http_llm_fallback_stream_t *st, u_char *p, u_char *last);
 static ngx_int_t ngx_http_llm_fallback_stream_line(ngx_http_request_t *sr,
@@ -175,43 +183,113 @@ ngx_int_t
 ngx_http_llm_fallback_stream_body(ngx_http_request_t *sr,
     ngx_http_llm_fallback_sr_ctx_t *sc, ngx_chain_t *in)
 {
-    ngx_buf_t                       *b;
-    ngx_chain_t                     *cl;
+    ngx_int_t                        rc;
     ngx_http_llm_fallback_ctx_t     *ctx;
     ngx_http_llm_fallback_stream_t  *st;
 
     st = sc->stream;
     ctx = sc->ctx;
 
-    for (cl = in; cl; cl = cl->next) {
-        b = cl->buf;
+    if (in) {
+        /* links of our own: what is not parsed yet stays the upstream's */
 
-        if (ngx_buf_in_memory(b) && b->last > b->pos) {
+        if (ngx_chain_add_copy(sr->pool, &st->in, in) != NGX_OK) {
+            return NGX_ERROR;
+        }
 
-            if (ctx->committed && ctx->conf->stream_idle_timeout
-                && !sc->done)
-            {
-                ngx_add_timer(&ctx->timer, ctx->conf->stream_idle_timeout);
-            }
+        if (ctx->committed && ctx->conf->stream_idle_timeout && !sc->done) {
+            ngx_add_timer(&ctx->timer, ctx->conf->stream_idle_timeout);
+        }
+    }
 
-            if (!st->failure
-                && ngx_http_llm_fallback_stream_parse(sr, st, b->pos, b->last)
-                   != NGX_OK)
-            {
+    if (!ctx->committed) {
+
+        /* before the commit point all is read: the output is held */
+
+        while (st->in) {
+            if (ngx_http_llm_fallback_stream_next(sr, sc) != NGX_OK) {
                 return NGX_ERROR;
             }
         }
 
-        b->pos = b->last;
-
-        if (b->in_file) {
-            b->file_pos = b->file_last;
+        if (!st->x.content || st->failure) {
+            return NGX_OK;
         }
 
-        if (b->last_buf || b->last_in_chain) {
-            sc->eof = 1;
+        if (ngx_http_llm_fallback_stream_commit(sr, sc) != NGX_OK) {
+            return NGX_ERROR;
         }
     }
+
+    /*
+     * after it, no faster than the client takes it: past the busy limit
+     * the rest waits in the upstream's buffer, which then stops reading
+     * from the provider, as nginx's own unbuffered proxying does
+     */
+
+    for ( ;; ) {
+        rc = ngx_http_llm_fallback_stream_flush(sr, st);
+
+        if (rc == NGX_ERROR || st->in == NULL) {
+            return rc;
+        }
+
+        if (st->busy_size > NGX_HTTP_LLM_FALLBACK_STREAM_BUSY
+            && !st->failure)
+        {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                           "llm fallback: stream waits for the client, "
+                           "%uz bytes unsent", st->busy_size);
+            return rc;
+        }
+
+        if (ngx_http_llm_fallback_stream_next(sr, sc) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+}
+
+
+ngx_uint_t
+ngx_http_llm_fallback_stream_held(ngx_http_llm_fallback_sr_ctx_t *sc)
+{
+    return sc->stream && sc->stream->in;
+}
+
+
+/* parses the first buffer of the input */
+
+static ngx_int_t
+ngx_http_llm_fallback_stream_next(ngx_http_request_t *sr,
+    ngx_http_llm_fallback_sr_ctx_t *sc)
+{
+    ngx_buf_t                       *b;
+    ngx_chain_t                     *cl;
+    ngx_http_llm_fallback_stream_t  *st;
+
+    st = sc->stream;
+    cl = st->in;
+    b = cl->buf;
+
+    if (ngx_buf_in_memory(b) && b->last > b->pos && !st->failure
+        && ngx_http_llm_fallback_stream_parse(sr, st, b->pos, b->last)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    b->pos = b->last;
+
+    if (b->in_file) {
+        b->file_pos = b->file_last;
+    }
+
+    if (b->last_buf || b->last_in_chain) {
+        sc->eof = 1;
+    }
+
+    st->in = cl->next;
+    ngx_free_chain(sr->pool, cl);
 
     if (sc->eof && st->has_data && !st->failure) {
         /* the last event, when the stream ends without an empty line */
@@ -241,18 +319,7 @@ ngx_http_llm_fallback_stream_body(ngx_http_request_t *sr,
         }
     }
 
-    if (!ctx->committed) {
-
-        if (!st->x.content || st->failure) {
-            return NGX_OK;
-        }
-
-        if (ngx_http_llm_fallback_stream_commit(sr, sc) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    return ngx_http_llm_fallback_stream_flush(sr, st);
+    return NGX_OK;
 }
 
 
@@ -771,7 +838,7 @@ ngx_http_llm_fallback_stream_flush(ngx_http_request_t *r,
     ngx_http_llm_fallback_stream_t *st)
 {
     ngx_int_t     rc;
-    ngx_chain_t  *out;
+    ngx_chain_t  *out, *cl;
 
     out = st->out;
 
@@ -796,6 +863,12 @@ ngx_http_llm_fallback_stream_flush(ngx_http_request_t *r,
 
     ngx_chain_update_chains(r->pool, &st->free, &st->busy, &out,
                             (ngx_buf_tag_t) &ngx_http_llm_fallback_module);
+
+    st->busy_size = 0;
+
+    for (cl = st->busy; cl; cl = cl->next) {
+        st->busy_size += ngx_buf_size(cl->buf);
+    }
 
     return rc;
 }

@@ -1,6 +1,8 @@
 # A long stream goes through in constant memory (issue 6: "a 10 MiB
 # stream with flat memory"): the worker's peak RSS after three 10 MiB
-# streams is within 2 MiB of its peak after a 1 MiB one.  Each event is
+# streams, and one more to a client that stops reading for 2 s (the
+# provider must then wait, not nginx buffer the stream), is within 2 MiB
+# of its peak after a 1 MiB one.  Each event is
 # checked on the way: all of them arrive, in order, and the stream ends
 # with [DONE].  A self-managed nginx with one worker (plain Test::More).
 
@@ -74,7 +76,7 @@ sub peak_kib {
 
 # the number of content events and whether it ended with [DONE]
 sub stream {
-    my ($uri) = @_;
+    my ($uri, $stall) = @_;
     my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die $!;
     my $body = '{"model":"m","stream":true,'
              . '"messages":[{"role":"user","content":"hi"}]}';
@@ -85,6 +87,9 @@ sub stream {
            . "Content-Length: " . length($body) . "\r\n\r\n$body";
 
     my ($raw, $events, $last) = ('', 0, '');
+
+    # a client that does not read for a while: the provider must wait
+    select(undef, undef, undef, $stall) if $stall;
 
     while (sysread($c, my $buf, 65536)) {
         $raw .= $buf;
@@ -112,6 +117,10 @@ for my $i (1 .. 3) {
     is($events, 10240, "10 MiB stream $i: every event");
     ok($done, "10 MiB stream $i: [DONE]");
 }
+
+($events, $done) = stream('/chat10', 2);
+is($events, 10240, "10 MiB stream to a client that stalls 2 s: every event");
+ok($done, "10 MiB stream to a client that stalls: [DONE]");
 
 my $peak = peak_kib($pid);
 
