@@ -9,6 +9,8 @@
 #                    build/asan/ (from Debian's nginx source package)
 #   make test-asan   the same suites against the ASan build; any sanitizer
 #                    report fails
+#   make test-valgrind  a representative subset (VALGRIND_TESTS) with every
+#                    nginx under memcheck; any report fails
 #   make demo        nginx with the module on 127.0.0.1:8080, fake providers
 #   make demo-stop   stop it
 #   make lint        C style checks (util/lint.sh)
@@ -48,7 +50,7 @@ TEST_ENV = TEST_NGINX_RANDOMIZE=1
 
 .PHONY: all build deps test test-prove test-sdk test-examples \
         build-asan test-asan demo demo-stop lint clean sdk-deps \
-        fuzz bench bench-callgrind
+        fuzz bench bench-callgrind test-valgrind
 
 all: build
 
@@ -135,6 +137,28 @@ test-asan: deps build-asan
 	    | tee $(ASAN_LOGS)/sdk.out || rc=1; \
 	echo "=== sanitizer reports ==="; \
 	bash util/sanitizer-check.sh $(ASAN_LOGS) || rc=1; \
+	exit $$rc
+
+
+# ---------------------------------------------------------------- valgrind
+
+VALGRIND_LOGS  := $(BUILD)/valgrind
+VALGRIND_TESTS ?= t/001-basic.t t/030-anthropic.t t/050-stream.t \
+                  t/051-stream-formats.t
+VALGRIND_OPTS  := --tool=memcheck --leak-check=full \
+                  --errors-for-leak-kinds=definite \
+                  --show-leak-kinds=definite --num-callers=40 \
+                  --suppressions=$(TOP)/util/valgrind.supp \
+                  --log-file=$(VALGRIND_LOGS)/vg.%p
+
+test-valgrind: deps build
+	@rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)
+	@rc=0; \
+	echo "=== prove $(VALGRIND_TESTS) (nginx under memcheck) ==="; \
+	$(TEST_ENV) TEST_NGINX_USE_VALGRIND="$(VALGRIND_OPTS)" \
+	    TEST_NGINX_BINARY=$(NGINX_BIN) TEST_NGINX_LOAD_MODULES=$(SO) \
+	    $(PROVE) $(PROVE_ARGS) $(VALGRIND_TESTS) || rc=1; \
+	bash util/valgrind-check.sh $(VALGRIND_LOGS) || rc=1; \
 	exit $$rc
 
 

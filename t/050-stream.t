@@ -458,6 +458,7 @@ Content-Type: application/json
 --- timeout: 0.5
 --- abort
 --- ignore_response
+--- wait: 1
 --- error_log
 client prematurely closed connection
 
