@@ -1,0 +1,91 @@
+package LLMHostile;
+
+# Shared by the hostile-input suites (t/040-t/042): a block preprocessor
+# step that makes every block assert the worker survived, whatever else
+# it checks, and builders of requests and expected error bodies for the
+# --- eval sections.
+#
+# With master_on() a worker that crashes is logged by the master as
+# "worker process N exited on signal S" and replaced, so the next request
+# of the block is answered by a fresh worker: these lines, not a failed
+# connection, are what shows a crash.
+
+use strict;
+use warnings;
+use Exporter 'import';
+
+our @EXPORT_OK = qw(survives post with with_message content invalid
+                    unparsable);
+
+our @Fatal = ('[alert]', '[crit]', '[emerg]', 'exited on signal');
+
+# adds @Fatal (and "[error]" unless the block expects error lines) to the
+# block's --- no_error_log, kept as a list of lines or an array
+sub survives {
+    my ($block) = @_;
+    my @add = @Fatal;
+
+    push @add, '[error]' unless defined $block->error_log;
+
+    my $have = $block->no_error_log;
+
+    if (ref $have eq 'ARRAY') {
+        $block->set_value("no_error_log", [@$have, @add]);
+        return;
+    }
+
+    $have = defined $have ? $have : '';
+    $have .= "\n" if length $have && $have !~ /\n\z/;
+
+    $block->set_value("no_error_log", $have . join("\n", @add) . "\n");
+}
+
+
+# POST /chat (or $uri) with $json as the body
+sub post {
+    my ($json, $uri) = @_;
+    return "POST " . ($uri // '/chat') . "\n$json";
+}
+
+# a valid request with the top-level $field set to $value (JSON text)
+sub with {
+    my ($field, $value) = @_;
+    return post(qq({"$field":$value,"messages":[{"role":"user","content":"hi"}]}));
+}
+
+# a valid request whose only message has $field set to $value
+sub with_message {
+    my ($field, $value) = @_;
+    my %m = (role => '"user"', content => '"hi"', $field => $value);
+    my $m = join ',', map { qq("$_":$m{$_}) } sort keys %m;
+    return post(qq({"messages":[{$m}]}));
+}
+
+# a valid request body whose only message has $text as its content
+sub content {
+    my ($text) = @_;
+    return qq({"messages":[{"role":"user","content":"$text"}]});
+}
+
+# the characters of a JSON string (escapes included)
+my $chars = '(?:[^"\\\\]|\\\\.)*';
+
+# the whole body of a 400 invalid_request_error: $msg is a regex for the
+# message (what follows it up to the closing quote may be anything when
+# $open is true), $param a regex for the param, or undef for null
+sub invalid {
+    my ($msg, $param, $open) = @_;
+    my $p = defined $param ? qq("$param") : 'null';
+    my $m = $open ? "$msg$chars" : $msg;
+    return qr/^\{"error":\{"message":"$m","type":"invalid_request_error","param":$p,"code":null\}\}$/;
+}
+
+# a 400 for a body the JSON parser refused, the parser's message starting
+# with $text (literal)
+sub unparsable {
+    my ($text) = @_;
+    return invalid('We could not parse the JSON body of your request: '
+                   . quotemeta($text // ''), undef, 1);
+}
+
+1;
