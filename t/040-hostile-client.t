@@ -18,9 +18,9 @@ master_on();
 no_shuffle();
 no_long_string();
 
-our $Hi = '{"messages":[{"role":"user","content":"hi"}]}';
+our $Hi = $LLMHostile::Hi;
 our $Ok = "POST /chat\n$Hi";
-our $OkRe = qr/^\{"id":"chatcmpl-fake",.*"content":"hello from ok"/;
+our $OkRe = $LLMHostile::OkRe;
 
 # 2000 levels of objects in an extra field: under jansson's limit (2048)
 our $Deep = '{"messages":[{"role":"user","content":"hi"}],"metadata":'

@@ -15,7 +15,11 @@ use warnings;
 use Exporter 'import';
 
 our @EXPORT_OK = qw(survives post with with_message content invalid
-                    unparsable);
+                    unparsable answer reply);
+
+# a valid request, and what the "ok" fake provider of LLMFake answers
+our $Hi = '{"messages":[{"role":"user","content":"hi"}]}';
+our $OkRe = qr/^\{"id":"chatcmpl-fake",.*"content":"hello from ok"/;
 
 our @Fatal = ('[alert]', '[crit]', '[emerg]', 'exited on signal');
 
@@ -86,6 +90,25 @@ sub unparsable {
     my ($text) = @_;
     return invalid('We could not parse the JSON body of your request: '
                    . quotemeta($text // ''), undef, 1);
+}
+
+
+# a chat.completion whose message content is the JSON text $content, with
+# $extra (JSON members) after "choices"
+sub answer {
+    my ($content, $extra) = @_;
+    return '{"id":"chatcmpl-h","object":"chat.completion","created":1,'
+         . '"model":"m","choices":[{"index":0,"message":{"role":"assistant",'
+         . qq("content":$content},"finish_reason":"stop"}])
+         . ($extra // '') . '}';
+}
+
+# a raw HTTP/1.1 200 reply for --- tcp_reply: $head is the header lines
+# after the status line (each ending in CRLF)
+sub reply {
+    my ($head, $body) = @_;
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n$head"
+         . "Connection: close\r\n\r\n$body";
 }
 
 1;
