@@ -15,7 +15,7 @@ use warnings;
 use Exporter 'import';
 
 our @EXPORT_OK = qw(survives post with with_message content invalid
-                    unparsable answer reply);
+                    unparsable answer reply exhausted);
 
 # a valid request, and what the "ok" fake provider of LLMFake answers
 our $Hi = '{"messages":[{"role":"user","content":"hi"}]}';
@@ -109,6 +109,14 @@ sub reply {
     my ($head, $body) = @_;
     return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n$head"
          . "Connection: close\r\n\r\n$body";
+}
+
+
+# the 502 of a chain whose only provider, "bad", failed with $reason
+# after answering $status
+sub exhausted {
+    my ($status, $reason) = @_;
+    return qr/^\{"error":\{"message":"Every provider of the fallback chain failed\.","type":"llm_providers_exhausted","param":null,"code":null,"attempts":\[\{"provider":"bad","status":$status,"reason":"$reason"\}\]\}\}$/;
 }
 
 1;
