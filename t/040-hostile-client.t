@@ -13,6 +13,7 @@ use Test::Nginx::Socket 'no_plan';
 use LLMFake;
 use LLMHostile;
 use LLMProviders ();
+use LLMRedis ();
 
 master_on();
 no_shuffle();
@@ -25,6 +26,10 @@ our $OkRe = $LLMHostile::OkRe;
 # 2000 levels of objects in an extra field: under jansson's limit (2048)
 our $Deep = '{"messages":[{"role":"user","content":"hi"}],"metadata":'
           . ('{"a":' x 2000) . '1' . ('}' x 2000) . '}';
+
+# 100k keys in an object
+our $Wide = '{' . join(',', map { qq("k$_":$_) } 1 .. 100000)
+          . ',"messages":[{"role":"user","content":"hi"}]}';
 
 # an 8 MiB string
 our $Long = '{"messages":[{"role":"user","content":"' . ('x' x (8 << 20))
@@ -867,3 +872,22 @@ LLMHostile::invalid("The request body is empty: expected a JSON object with 'mes
 [(LLMHostile::invalid('Unsupported Content-Type: the request body must be JSON \(application/json\)\.')) x 6,
  $::OkRe, $::OkRe, $::OkRe,
  LLMHostile::invalid('Unsupported Content-Type: the request body must be JSON \(application/json\)\.')]
+
+
+
+
+=== TEST 54: deep, wide and huge requests through the cache: their keys are computed and stored, the second one is a HIT
+--- skip_eval: 18: !$LLMRedis::Available
+--- config
+    location /cached {
+        client_max_body_size 32m;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=2s;
+        llm_fallback_chain ok;
+    }
+--- request eval
+[map { (LLMHostile::post($_, '/cached'), LLMHostile::post($_, '/cached')) }
+     ($::Deep, $::Wide, $::Long)]
+--- error_code eval
+[(200) x 6]
+--- response_headers eval
+[("X-LLM-Cache: MISS", "X-LLM-Cache: HIT") x 3]
