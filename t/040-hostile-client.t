@@ -35,6 +35,65 @@ our $Wide = '{' . join(',', map { qq("k$_":$_) } 1 .. 100000)
 our $Long = '{"messages":[{"role":"user","content":"' . ('x' x (8 << 20))
           . '"}]}';
 
+# The fields the module validates: a request builder, the wrong values
+# it gets, the error message and param expected (regexes)
+my $type = "Invalid type for '%s': expected %s\\.";
+my $part = "Invalid content part in 'messages\\[0\\]\\.content': expected an "
+         . "object with a string 'type'\\.";
+
+sub field {
+    my ($name) = @_;
+    return sub { LLMHostile::with($name, $_[0]) };
+}
+
+sub field_error {
+    my ($name, $expected) = @_;
+    (my $param = $name) =~ s/([\[\].])/\\$1/g;
+    return (sprintf($type, $param, $expected), $param);
+}
+
+our @WrongTypes = (
+    [field('model'), ['4', '1.5', 'true', 'null', '[]', '{"name":"gpt-4o"}',
+                      '["gpt-4o"]'],
+     field_error('model', 'a string')],
+    [sub { LLMHostile::post(qq({"messages":$_[0]})) },
+     ['"hi"', '1', 'true', 'null', '{"role":"user"}'],
+     field_error('messages', 'an array')],
+    [sub { LLMHostile::post(qq({"messages":[{"role":"user","content":"hi"},$_[0]]})) },
+     ['"hi"', '1', 'true', 'null', '[]', '[{"role":"user","content":"hi"}]'],
+     field_error('messages[1]', 'an object')],
+    [sub { LLMHostile::with_message('role', $_[0]) },
+     ['1', 'true', 'null', '[]', '{}', '["user"]'],
+     field_error('messages[0].role', 'a string')],
+    [sub { LLMHostile::with_message('content', $_[0]) },
+     ['1', 'true', '{}', '{"type":"text"}'],
+     field_error('messages[0].content',
+                 'a string, an array of content parts or null')],
+    [sub { LLMHostile::with_message('content', "[$_[0]]") },
+     ['"hi"', '1', 'null', '[]', '{}', '{"type":1}', '{"type":null}',
+      '{"text":"hi"}'],
+     $part, 'messages\\[0\\]\\.content'],
+    [field('temperature'), ['"1"', 'true', '[]', '{}'],
+     field_error('temperature', 'a number')],
+    [field('top_p'), ['"1"', 'false', '[1]', '{}'],
+     field_error('top_p', 'a number')],
+    [field('max_tokens'), ['"10"', '1.5', 'true', '[]', '{}'],
+     field_error('max_tokens', 'an integer')],
+    [field('max_completion_tokens'), ['"10"', '2.0', 'false'],
+     field_error('max_completion_tokens', 'an integer')],
+    [field('stream'), ['"true"', '1', '0', '[]', '{}'],
+     field_error('stream', 'a boolean')],
+    [field('stream_options'), ['true', '"x"', '1', '[]'],
+     field_error('stream_options', 'an object')],
+    [sub { LLMHostile::with('stream_options', qq({"include_usage":$_[0]})) },
+     ['"true"', '1', 'null', '{}'],
+     field_error('stream_options.include_usage', 'a boolean')],
+    [field('tools'), ['{}', '"f"', '1', 'true', 'null'],
+     field_error('tools', 'an array')],
+    [field('stop'), ['1', 'true', '{}'],
+     field_error('stop', 'a string, an array of strings or null')],
+);
+
 # Fields the module passes on without checking their type (the provider
 # judges them), each with values of the wrong type. Round k of a table
 # sets every field to its k-th value (when it has one), so that a few
@@ -473,134 +532,19 @@ __DATA__
 
 
 
-=== TEST 23: wrong types for model
+=== TEST 23: wrong types at every field the module validates
 --- request eval
-[(map { LLMHostile::with('model', $_) } ('4', '1.5', 'true', 'null', '[]',
-                                       '{"name":"gpt-4o"}', '["gpt-4o"]')),
- $::Ok]
+[(map { my $t = $_; map { $t->[0]->($_) } @{ $t->[1] } } @::WrongTypes), $::Ok]
 --- error_code eval
-[(400) x 7, 200]
+[(map { (400) x @{ $_->[1] } } @::WrongTypes), 200]
 --- response_body_like eval
-[(LLMHostile::invalid("Invalid type for 'model': expected a string\\.", 'model')) x 7,
+[(map { my $t = $_; (LLMHostile::invalid($t->[2], $t->[3])) x @{ $t->[1] } }
+      @::WrongTypes),
  $::OkRe]
 
 
 
-=== TEST 24: wrong types for messages
---- request eval
-[(map { LLMHostile::post(qq({"messages":$_})) } ('"hi"', '1', 'true', 'null',
-                                              '{"role":"user"}')),
- $::Ok]
---- error_code eval
-[(400) x 5, 200]
---- response_body_like eval
-[(LLMHostile::invalid("Invalid type for 'messages': expected an array\\.", 'messages')) x 5,
- $::OkRe]
-
-
-
-=== TEST 25: wrong types for a message
---- request eval
-[(map { LLMHostile::post(qq({"messages":[{"role":"user","content":"hi"},$_]})) }
-      ('"hi"', '1', 'true', 'null', '[]', '[{"role":"user","content":"hi"}]')),
- $::Ok]
---- error_code eval
-[(400) x 6, 200]
---- response_body_like eval
-[(LLMHostile::invalid("Invalid type for 'messages\\[1\\]': expected an object\\.", 'messages\[1\]')) x 6,
- $::OkRe]
-
-
-
-=== TEST 26: wrong types for a message's role
---- request eval
-[(map { LLMHostile::with_message('role', $_) } ('1', 'true', 'null', '[]',
-                                             '{}', '["user"]')),
- $::Ok]
---- error_code eval
-[(400) x 6, 200]
---- response_body_like eval
-[(LLMHostile::invalid("Invalid type for 'messages\\[0\\]\\.role': expected a string\\.", 'messages\[0\]\.role')) x 6,
- $::OkRe]
-
-
-
-=== TEST 27: wrong types for a message's content and its parts
---- request eval
-[(map { LLMHostile::with_message('content', $_) } ('1', 'true', '{}',
-                                                '{"type":"text"}')),
- (map { LLMHostile::with_message('content', "[$_]") } ('"hi"', '1', 'null',
-     '[]', '{}', '{"type":1}', '{"type":null}', '{"text":"hi"}')),
- $::Ok]
---- error_code eval
-[(400) x 12, 200]
---- response_body_like eval
-[(LLMHostile::invalid("Invalid type for 'messages\\[0\\]\\.content': expected a string, an array of content parts or null\\.", 'messages\[0\]\.content')) x 4,
- (LLMHostile::invalid("Invalid content part in 'messages\\[0\\]\\.content': expected an object with a string 'type'\\.", 'messages\[0\]\.content')) x 8,
- $::OkRe]
-
-
-
-=== TEST 28: wrong types for temperature and top_p
---- request eval
-[(map { LLMHostile::with('temperature', $_) } ('"1"', 'true', '[]', '{}')),
- (map { LLMHostile::with('top_p', $_) } ('"1"', 'false', '[1]', '{}')),
- $::Ok]
---- error_code eval
-[(400) x 8, 200]
---- response_body_like eval
-[(LLMHostile::invalid("Invalid type for 'temperature': expected a number\\.", 'temperature')) x 4,
- (LLMHostile::invalid("Invalid type for 'top_p': expected a number\\.", 'top_p')) x 4,
- $::OkRe]
-
-
-
-=== TEST 29: wrong types for max_tokens and max_completion_tokens
---- request eval
-[(map { LLMHostile::with('max_tokens', $_) } ('"10"', '1.5', 'true', '[]', '{}')),
- (map { LLMHostile::with('max_completion_tokens', $_) } ('"10"', '2.0', 'false')),
- $::Ok]
---- error_code eval
-[(400) x 8, 200]
---- response_body_like eval
-[(LLMHostile::invalid("Invalid type for 'max_tokens': expected an integer\\.", 'max_tokens')) x 5,
- (LLMHostile::invalid("Invalid type for 'max_completion_tokens': expected an integer\\.", 'max_completion_tokens')) x 3,
- $::OkRe]
-
-
-
-=== TEST 30: wrong types for stream and stream_options
---- request eval
-[(map { LLMHostile::with('stream', $_) } ('"true"', '1', '0', '[]', '{}')),
- (map { LLMHostile::with('stream_options', $_) } ('true', '"x"', '1', '[]')),
- (map { LLMHostile::with('stream_options', qq({"include_usage":$_})) }
-      ('"true"', '1', 'null', '{}')),
- $::Ok]
---- error_code eval
-[(400) x 13, 200]
---- response_body_like eval
-[(LLMHostile::invalid("Invalid type for 'stream': expected a boolean\\.", 'stream')) x 5,
- (LLMHostile::invalid("Invalid type for 'stream_options': expected an object\\.", 'stream_options')) x 4,
- (LLMHostile::invalid("Invalid type for 'stream_options\\.include_usage': expected a boolean\\.", 'stream_options\.include_usage')) x 4,
- $::OkRe]
-
-
-
-=== TEST 31: wrong types for tools and stop
---- request eval
-[(map { LLMHostile::with('tools', $_) } ('{}', '"f"', '1', 'true', 'null')),
- (map { LLMHostile::with('stop', $_) } ('1', 'true', '{}')),
- $::Ok]
---- error_code eval
-[(400) x 8, 200]
---- response_body_like eval
-[(LLMHostile::invalid("Invalid type for 'tools': expected an array\\.", 'tools')) x 5,
- (LLMHostile::invalid("Invalid type for 'stop': expected a string, an array of strings or null\\.", 'stop')) x 3,
- $::OkRe]
-
-
-
-=== TEST 32: fields the module does not validate, with wrong types, through all three formats: no crash, the translators drop what they cannot send
+=== TEST 24: fields the module does not validate, with wrong types, through all three formats: no crash, the translators drop what they cannot send
 --- request eval
 [(map { my $b = $_; map { LLMHostile::post($b, $_) } qw(/chat /anthropic /gemini) }
       @::Junk),
@@ -612,7 +556,7 @@ __DATA__
 
 
 
-=== TEST 33: an empty body, with and without Content-Length: 0
+=== TEST 25: an empty body, with and without Content-Length: 0
 --- request eval
 ["POST /chat", "POST /chat\n", $::Ok]
 --- more_headers eval
@@ -627,7 +571,7 @@ __DATA__
 
 
 
-=== TEST 34: a body of white space only
+=== TEST 26: a body of white space only
 --- raw_request eval
 "POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
 . "Content-Length: 4\r\nConnection: close\r\n\r\n \r\n\t"
@@ -637,7 +581,7 @@ LLMHostile::unparsable("'[' or '{' expected near end of file")
 
 
 
-=== TEST 35: a body larger than client_max_body_size is nginx's 413
+=== TEST 27: a body larger than client_max_body_size is nginx's 413
 --- config
     location /small {
         client_max_body_size 1k;
@@ -652,7 +596,7 @@ client intended to send too large body: 2043 bytes
 
 
 
-=== TEST 36: a chunked body larger than client_max_body_size is nginx's 413 too
+=== TEST 28: a chunked body larger than client_max_body_size is nginx's 413 too
 --- config
     location /small {
         client_max_body_size 1k;
@@ -671,7 +615,7 @@ client intended to send too large chunked body:
 
 
 
-=== TEST 37: Content-Length headers nginx refuses itself
+=== TEST 29: Content-Length headers nginx refuses itself
 --- request eval
 ["POST /chat\n$::Hi", "POST /chat\n$::Hi", "POST /chat\n$::Hi", "POST /chat\n$::Hi", $::Ok]
 --- more_headers eval
@@ -691,7 +635,7 @@ client intended to send too large chunked body:
 
 
 
-=== TEST 38: a chunked body is read whole
+=== TEST 30: a chunked body is read whole
 --- request eval
 ["POST /echo\n" . CORE::join('', map { sprintf("%x\r\n%s\r\n", length, $_) }
                              ($::Hi =~ /(.{1,7})/gs)) . "0\r\n\r\n",
@@ -706,7 +650,7 @@ client intended to send too large chunked body:
 
 
 
-=== TEST 39: a broken chunked body is nginx's 400
+=== TEST 31: a broken chunked body is nginx's 400
 --- request eval
 "POST /chat\nzz\r\n$::Hi\r\n0\r\n\r\n"
 --- more_headers
@@ -719,7 +663,7 @@ client sent invalid chunked body
 
 
 
-=== TEST 40: a client that trickles its headers and body byte by byte
+=== TEST 32: a client that trickles its headers and body byte by byte
 --- raw_request eval
 [split //, "POST /chat HTTP/1.1\r\nHost: localhost\r\n"
            . "Content-Type: application/json\r\nContent-Length: 45\r\n"
@@ -731,7 +675,7 @@ $::OkRe
 
 
 
-=== TEST 41: a body trickled in small packets with pauses, then a normal request
+=== TEST 33: a body trickled in small packets with pauses, then a normal request
 --- request eval
 [[ "POST /chat\n", (map { { value => $_, delay_before => 0.05 } }
                         $::Hi =~ /(.{1,5})/gs) ],
@@ -743,7 +687,7 @@ $::OkRe
 
 
 
-=== TEST 42: a body slower than client_body_timeout: nginx closes the connection (408 in the access log), the worker goes on
+=== TEST 34: a body slower than client_body_timeout: nginx closes the connection (408 in the access log), the worker goes on
 --- config
     location /slow {
         client_body_timeout 300ms;
@@ -759,7 +703,7 @@ $::OkRe
 
 
 
-=== TEST 43: headers slower than client_header_timeout
+=== TEST 35: headers slower than client_header_timeout
 --- config
     client_header_timeout 300ms;
 --- raw_request eval
@@ -771,7 +715,7 @@ client timed out (110: Connection timed out) while reading client request header
 
 
 
-=== TEST 44: pipelined requests on one connection: errors in between do not break the ones after
+=== TEST 36: pipelined requests on one connection: errors in between do not break the ones after
 --- pipelined_requests eval
 [$::Ok, "POST /chat\n{\"messages\":[", "GET /chat\n$::Hi",
  LLMHostile::with('max_tokens', '0'), "PUT /chat\n$::Hi", $::Ok]
@@ -786,7 +730,7 @@ client timed out (110: Connection timed out) while reading client request header
 
 
 
-=== TEST 45: twenty pipelined requests in one write
+=== TEST 37: twenty pipelined requests in one write
 --- pipelined_requests eval
 [($::Ok) x 20]
 --- error_code eval
@@ -796,7 +740,7 @@ client timed out (110: Connection timed out) while reading client request header
 
 
 
-=== TEST 46: HTTP/1.0
+=== TEST 38: HTTP/1.0
 --- request eval
 ["POST /chat HTTP/1.0\n$::Hi", "GET /chat HTTP/1.0", $::Ok]
 --- error_code eval
@@ -807,7 +751,7 @@ client timed out (110: Connection timed out) while reading client request header
 
 
 
-=== TEST 47: HTTP/1.0 without Content-Length: no body for nginx, so an empty request
+=== TEST 39: HTTP/1.0 without Content-Length: no body for nginx, so an empty request
 --- raw_request eval
 "POST /chat HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n\r\n$::Hi"
 --- error_code: 400
@@ -816,7 +760,7 @@ LLMHostile::invalid("The request body is empty: expected a JSON object with 'mes
 
 
 
-=== TEST 48: HEAD, GET and other methods are 405 with Allow: POST
+=== TEST 40: HEAD, GET and other methods are 405 with Allow: POST
 --- request eval
 ["HEAD /chat", "GET /chat", "GET /chat\n$::Hi", "PUT /chat\n$::Hi",
  "DELETE /chat", "PATCH /chat\n$::Hi", "OPTIONS /chat", "PROPFIND /chat",
@@ -832,7 +776,7 @@ LLMHostile::invalid("The request body is empty: expected a JSON object with 'mes
 
 
 
-=== TEST 49: TRACE and methods nginx cannot parse are nginx's own
+=== TEST 41: TRACE and methods nginx cannot parse are nginx's own
 --- request eval
 ["TRACE /chat", "G\x01T /chat", $::Ok]
 --- error_code eval
@@ -843,7 +787,7 @@ LLMHostile::invalid("The request body is empty: expected a JSON object with 'mes
 
 
 
-=== TEST 50: a header line over large_client_header_buffers, a URI too long
+=== TEST 42: a header line over large_client_header_buffers, a URI too long
 --- request eval
 ["POST /chat\n$::Hi", "POST /chat?" . ('a' x 9000) . "\n$::Hi", $::Ok]
 --- more_headers eval
@@ -857,7 +801,7 @@ LLMHostile::invalid("The request body is empty: expected a JSON object with 'mes
 
 
 
-=== TEST 51: content types: only JSON ones are accepted
+=== TEST 43: content types: only JSON ones are accepted
 --- request eval
 [($::Ok) x 10]
 --- more_headers eval
@@ -876,7 +820,7 @@ LLMHostile::invalid("The request body is empty: expected a JSON object with 'mes
 
 
 
-=== TEST 54: deep, wide and huge requests through the cache: their keys are computed and stored, the second one is a HIT
+=== TEST 44: deep, wide and huge requests through the cache: their keys are computed and stored, the second one is a HIT
 --- skip_eval: 18: !$LLMRedis::Available
 --- config
     location /cached {

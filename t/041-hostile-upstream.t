@@ -119,8 +119,17 @@ END
         $block->set_value("tcp_listen", '$TEST_NGINX_RAND_PORT_2');
     }
 
+    # by default one request to /chat, answered by "ok"
     if (!defined $block->request) {
         $block->set_value("request", "POST /chat\n" . $LLMHostile::Hi);
+
+        if (!defined $block->error_code) {
+            $block->set_value("error_code", 200);
+        }
+
+        if (!defined $block->response_body_like) {
+            $block->set_value("response_body_like", $LLMHostile::OkRe);
+        }
     }
 
     if (!defined $block->more_headers) {
@@ -140,12 +149,9 @@ __DATA__
     llm_provider bad uri=/_llm/tcp;
 --- tcp_reply eval
 LLMHostile::reply("Content-Length: " . length($::Big) . "\r\n", $::Big)
---- error_code: 200
 --- response_headers
 X-LLM-Provider: ok
 X-LLM-Fallback: bad:invalid_response
---- response_body_like eval
-$LLMHostile::OkRe
 --- error_log
 llm provider "bad" response is larger than llm_max_response_size 65536
 
@@ -157,12 +163,9 @@ llm provider "bad" response is larger than llm_max_response_size 65536
     llm_provider bad uri=/_llm/tcp;
 --- tcp_reply eval
 LLMHostile::reply("", $::Big)
---- error_code: 200
 --- response_headers
 X-LLM-Provider: ok
 X-LLM-Fallback: bad:invalid_response
---- response_body_like eval
-$LLMHostile::OkRe
 --- error_log
 llm provider "bad" response is larger than llm_max_response_size 65536
 
@@ -177,12 +180,9 @@ LLMHostile::reply("Transfer-Encoding: chunked\r\n",
     CORE::join('', map { sprintf("%x\r\n%s\r\n", length, $_) }
                $::Big =~ /(.{1,4000})/gs)
     . "0\r\n\r\n")
---- error_code: 200
 --- response_headers
 X-LLM-Provider: ok
 X-LLM-Fallback: bad:invalid_response
---- response_body_like eval
-$LLMHostile::OkRe
 --- error_log
 llm provider "bad" response is larger than llm_max_response_size 65536
 
@@ -278,32 +278,13 @@ llm provider "bad" attempt failed: invalid_response, status 200
 
 
 
-=== TEST 8: bytes that are not UTF-8 in the answer: a stray byte, an overlong form, an encoded surrogate, a cut sequence
+=== TEST 8: answers that are not a usable completion: bytes that are not UTF-8 (a stray byte, an overlong form, an encoded surrogate, a cut sequence), HTML, empty, binary, a JSON array, a string, cut JSON, \u0000 in the content, no choices
 --- http_config
     llm_provider bad uri=/_llm/pick;
 --- user_files eval
-CORE::join '', map { ">>> u$_->[0].json\n" . LLMHostile::answer(qq("caf$_->[1]")) . "\n" }
-    ([1, "\xe9"], [2, "\xc0\xaf"], [3, "\xed\xa0\x80"], [4, "\xe2\x82"])
---- request eval
-[map { ("POST /chat?f=files/u$_.json\n$LLMHostile::Hi",
-        "POST /alone?f=files/u$_.json\n$LLMHostile::Hi") } 1 .. 4]
---- error_code eval
-[(200, 502) x 4]
---- response_headers eval
-[("X-LLM-Provider: ok\nX-LLM-Fallback: bad:invalid_response",
-  "x-should-retry: false\nContent-Type: application/json") x 4]
---- response_body_like eval
-[($LLMHostile::OkRe, LLMHostile::exhausted(200, 'invalid_response')) x 4]
---- error_log
-llm provider "bad" attempt failed: invalid_response, status 200
-
-
-
-=== TEST 9: answers that are not a usable completion: HTML, empty, binary, a JSON array, a string, cut JSON, \u0000 in the content, no choices
---- http_config
-    llm_provider bad uri=/_llm/pick;
---- user_files eval
-">>> html.json\n<!DOCTYPE html><html><head><title>Maintenance</title></head><body>Back soon</body></html>\n"
+CORE::join('', map { ">>> u$_->[0].json\n" . LLMHostile::answer(qq("caf$_->[1]")) . "\n" }
+    ([1, "\xe9"], [2, "\xc0\xaf"], [3, "\xed\xa0\x80"], [4, "\xe2\x82"]))
+. ">>> html.json\n<!DOCTYPE html><html><head><title>Maintenance</title></head><body>Back soon</body></html>\n"
 . ">>> empty.json\n"
 . ">>> binary.json\n\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xff\x00\x01\x02\n"
 . ">>> array.json\n[" . LLMHostile::answer('"x"') . "]\n"
@@ -314,20 +295,20 @@ llm provider "bad" attempt failed: invalid_response, status 200
 --- request eval
 [map { ("POST /chat?f=files/$_.json\n$LLMHostile::Hi",
         "POST /alone?f=files/$_.json\n$LLMHostile::Hi") }
-     qw(html empty binary array string cut nul nochoices)]
+     qw(u1 u2 u3 u4 html empty binary array string cut nul nochoices)]
 --- error_code eval
-[(200, 502) x 8]
+[(200, 502) x 12]
 --- response_headers eval
 [("X-LLM-Provider: ok\nX-LLM-Fallback: bad:invalid_response",
-  "x-should-retry: false\nContent-Type: application/json") x 8]
+  "x-should-retry: false\nContent-Type: application/json") x 12]
 --- response_body_like eval
-[($LLMHostile::OkRe, LLMHostile::exhausted(200, 'invalid_response')) x 8]
+[($LLMHostile::OkRe, LLMHostile::exhausted(200, 'invalid_response')) x 12]
 --- error_log
 llm provider "bad" attempt failed: invalid_response, status 200
 
 
 
-=== TEST 10: statuses that are not a completion: 204, 302, 304
+=== TEST 9: statuses that are not a completion: 204, 302, 304
 --- http_config
     llm_provider bad uri=/_llm/pick;
 --- request eval
@@ -347,41 +328,35 @@ llm provider "bad" attempt failed: invalid_response, status
 
 
 
-=== TEST 11: a Content-Length shorter than the body: the answer is cut there (invalid_response)
+=== TEST 10: a Content-Length shorter than the body: the answer is cut there (invalid_response)
 --- http_config
     llm_provider bad uri=/_llm/tcp;
 --- tcp_reply eval
 LLMHostile::reply("Content-Length: 60\r\n", $::Answer)
---- error_code: 200
 --- response_headers
 X-LLM-Provider: ok
 X-LLM-Fallback: bad:invalid_response
---- response_body_like eval
-$LLMHostile::OkRe
 --- error_log
 upstream sent more data than specified in "Content-Length" header
 llm provider "bad" attempt failed: invalid_response, status 200
 
 
 
-=== TEST 12: a Content-Length longer than the body, then the connection closes (error)
+=== TEST 11: a Content-Length longer than the body, then the connection closes (error)
 --- http_config
     llm_provider bad uri=/_llm/tcp;
 --- tcp_reply eval
 LLMHostile::reply("Content-Length: " . (length($::Answer) + 100) . "\r\n", $::Answer)
---- error_code: 200
 --- response_headers
 X-LLM-Provider: ok
 X-LLM-Fallback: bad:error
---- response_body_like eval
-$LLMHostile::OkRe
 --- error_log
 upstream prematurely closed connection while reading upstream
 llm provider "bad" attempt failed: error, status 200
 
 
 
-=== TEST 13: a Content-Length longer than the body on a connection kept open (timeout)
+=== TEST 12: a Content-Length longer than the body on a connection kept open (timeout)
 --- http_config
     llm_provider bad uri=/_llm/tcp;
 --- config
@@ -395,86 +370,74 @@ LLMHostile::reply("Content-Length: " . (length($::Answer) + 100) . "\r\n", $::An
 --- request eval
 "POST /t\n$LLMHostile::Hi"
 --- error_code: 200
+--- response_body_like eval
+$LLMHostile::OkRe
 --- response_headers
 X-LLM-Provider: ok
 X-LLM-Fallback: bad:timeout
---- response_body_like eval
-$LLMHostile::OkRe
 --- error_log
 upstream timed out
 llm provider "bad" attempt failed: timeout, status 504
 
 
 
-=== TEST 14: broken chunked encoding (error)
+=== TEST 13: broken chunked encoding (error)
 --- http_config
     llm_provider bad uri=/_llm/tcp;
 --- tcp_reply eval
 LLMHostile::reply("Transfer-Encoding: chunked\r\n", "zz\r\n$::Answer\r\n0\r\n\r\n")
---- error_code: 200
 --- response_headers
 X-LLM-Provider: ok
 X-LLM-Fallback: bad:error
---- response_body_like eval
-$LLMHostile::OkRe
 --- error_log
 upstream sent invalid chunked response
 llm provider "bad" attempt failed: error
 
 
 
-=== TEST 15: a response header larger than proxy_buffer_size (error)
+=== TEST 14: a response header larger than proxy_buffer_size (error)
 --- http_config
     llm_provider bad uri=/_llm/tcp;
 --- tcp_reply eval
 LLMHostile::reply("X-Padding: " . ('p' x 16384) . "\r\nContent-Length: " . length($::Answer) . "\r\n", $::Answer)
---- error_code: 200
 --- response_headers
 X-LLM-Provider: ok
 X-LLM-Fallback: bad:error
---- response_body_like eval
-$LLMHostile::OkRe
 --- error_log
 upstream sent too big header while reading response header from upstream
 llm provider "bad" attempt failed: error, status 502
 
 
 
-=== TEST 16: a header line with a control byte (error)
+=== TEST 15: a header line with a control byte (error)
 --- http_config
     llm_provider bad uri=/_llm/tcp;
 --- tcp_reply eval
 LLMHostile::reply("X-Bad\x01: y\r\nContent-Length: " . length($::Answer) . "\r\n", $::Answer)
---- error_code: 200
 --- response_headers
 X-LLM-Provider: ok
 X-LLM-Fallback: bad:error
---- response_body_like eval
-$LLMHostile::OkRe
 --- error_log
 upstream sent invalid header
 llm provider "bad" attempt failed: error, status 502
 
 
 
-=== TEST 17: an answer without a status line (nginx takes it for HTTP/0.9, status 0) that is not a completion
+=== TEST 16: an answer without a status line (nginx takes it for HTTP/0.9, status 0) that is not a completion
 --- http_config
     llm_provider bad uri=/_llm/tcp;
 --- tcp_reply eval
 "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"
---- error_code: 200
 --- response_headers
 X-LLM-Provider: ok
 X-LLM-Fallback: bad:invalid_response
---- response_body_like eval
-$LLMHostile::OkRe
 --- error_log
 upstream sent no valid HTTP/1.0 header
 llm provider "bad" attempt failed: invalid_response, status 0
 
 
 
-=== TEST 18: a body trickled slower than llm_attempt_timeout (timeout)
+=== TEST 17: a body trickled slower than llm_attempt_timeout (timeout)
 --- http_config
     llm_provider bad uri=/_llm/pick;
 --- config
@@ -503,7 +466,7 @@ llm provider "bad" attempt failed: timeout, status 504
 
 
 
-=== TEST 19: a chain of hostile providers ends on the healthy one; without it, a 502 that lists every attempt
+=== TEST 18: a chain of hostile providers ends on the healthy one; without it, a 502 that lists every attempt
 --- http_config
     llm_max_response_size 64k;
     llm_provider bad uri=/_llm/pick;
