@@ -5,7 +5,9 @@
 # status from DESIGN 9 (400/405/413/415 in the OpenAI error shape) or
 # nginx's own, and the worker survives: master_on() makes a crash visible
 # as "exited on signal" (checked in every block), and most blocks send a
-# normal request afterwards, which must still be answered.
+# normal request afterwards, which must still be answered. The blocks
+# with the largest inputs allow the client 30 s (an AddressSanitizer build,
+# make test-asan, takes seconds over them).
 
 use FindBin;
 BEGIN { push @INC, "$FindBin::Bin/lib" }
@@ -225,6 +227,7 @@ run_tests();
 __DATA__
 
 === TEST 1: 100k levels of "[" are refused at the parser's depth limit
+--- timeout: 30
 --- request eval
 [LLMHostile::post('[' x 100000), $::Ok]
 --- error_code eval
@@ -235,6 +238,7 @@ __DATA__
 
 
 === TEST 2: 100k levels of {"a": are refused too
+--- timeout: 30
 --- request eval
 [LLMHostile::post('{"a":' x 100000), $::Ok]
 --- error_code eval
@@ -245,6 +249,7 @@ __DATA__
 
 
 === TEST 3: 100k balanced levels inside a valid request field
+--- timeout: 30
 --- request eval
 [LLMHostile::post('{"messages":[{"role":"user","content":"hi"}],"metadata":'
                . ('[' x 100000) . (']' x 100000) . '}'), $::Ok]
@@ -256,6 +261,7 @@ __DATA__
 
 
 === TEST 4: 2000 levels (under the limit) are accepted and sent as they came
+--- timeout: 30
 --- request eval
 [LLMHostile::post($::Deep, '/echo'), $::Ok]
 --- error_code eval
@@ -266,6 +272,7 @@ __DATA__
 
 
 === TEST 5: an 8 MiB string is read, validated and sent intact
+--- timeout: 30
 --- request eval
 [LLMHostile::post($::Long, '/echo'), $::Ok]
 --- error_code eval
@@ -276,6 +283,7 @@ __DATA__
 
 
 === TEST 6: a 6 MiB string of \u escapes
+--- timeout: 30
 --- request eval
 [LLMHostile::post('{"messages":[{"role":"user","content":"'
                . ('\u00e9' x (1 << 20)) . '"}]}'), $::Ok]
@@ -287,6 +295,7 @@ __DATA__
 
 
 === TEST 7: a 4 MiB model name and a 4 MiB unknown key
+--- timeout: 30
 --- request eval
 [LLMHostile::with('model', '"' . ('m' x (4 << 20)) . '"'),
  LLMHostile::with('k' x (4 << 20), '1'), $::Ok]
@@ -298,6 +307,7 @@ __DATA__
 
 
 === TEST 8: 100k messages
+--- timeout: 30
 --- request eval
 [LLMHostile::post('{"messages":['
      . CORE::join(',', ('{"role":"user","content":"hi"}') x 100000) . ']}'),
@@ -310,6 +320,7 @@ __DATA__
 
 
 === TEST 9: 100k messages, the last one without a role: every one is checked
+--- timeout: 30
 --- request eval
 [LLMHostile::post('{"messages":['
      . CORE::join(',', ('{"role":"user","content":"hi"}') x 99999)
@@ -323,6 +334,7 @@ __DATA__
 
 
 === TEST 10: 100k content parts, 100k stop sequences, 100k tools
+--- timeout: 30
 --- request eval
 [LLMHostile::post('{"messages":[{"role":"user","content":['
      . CORE::join(',', ('{"type":"text","text":"a"}') x 100000) . ']}]}'),
@@ -338,6 +350,7 @@ __DATA__
 
 
 === TEST 11: 100k distinct keys and 100k copies of one key in an object
+--- timeout: 30
 --- request eval
 [LLMHostile::post('{' . CORE::join(',', map { qq("k$_":$_) } 1 .. 100000)
                . ',"messages":[{"role":"user","content":"hi"}]}'),
@@ -821,6 +834,7 @@ LLMHostile::invalid("The request body is empty: expected a JSON object with 'mes
 
 
 === TEST 44: deep, wide and huge requests through the cache: their keys are computed and stored, the second one is a HIT
+--- timeout: 30
 --- skip_eval: 18: !$LLMRedis::Available
 --- config
     location /cached {

@@ -216,6 +216,7 @@ upstream timed out
 
 
 === TEST 5: JSON bombs: 100k levels of "[" and of {"a":, balanced or not
+--- timeout: 30
 --- http_config
     llm_provider bad uri=/_llm/pick;
 --- user_files eval
@@ -236,6 +237,7 @@ llm provider "bad" attempt failed: invalid_response, status 200
 
 
 === TEST 6: a completion with 2000 levels in an extra field and one with 100k choices are served as they came
+--- timeout: 30
 --- http_config
     llm_max_response_size 16m;
     llm_provider bad uri=/_llm/pick;
@@ -254,6 +256,7 @@ llm provider "bad" attempt failed: invalid_response, status 200
 
 
 === TEST 7: an Anthropic answer of 100k text blocks, a Gemini answer of 100k parts
+--- timeout: 30
 --- http_config
     llm_provider bad uri=/_llm/pick format=anthropic model=claude-x;
     llm_provider gbad uri=/_llm/pick format=gemini model=gemini-x;
