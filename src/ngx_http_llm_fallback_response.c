@@ -23,6 +23,8 @@ static ngx_int_t ngx_http_llm_fallback_sse_event(ngx_array_t *events,
     json_t *chunk);
 static json_t *ngx_http_llm_fallback_chunk(json_t *completion, json_t *choices);
 static json_t *ngx_http_llm_fallback_json_str(ngx_str_t *s);
+static ngx_int_t ngx_http_llm_fallback_error_shape(json_t *error,
+    const char *type);
 static ngx_int_t ngx_http_llm_fallback_redact(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, json_t *json);
 static ngx_int_t ngx_http_llm_fallback_redact_json(ngx_pool_t *pool,
@@ -101,6 +103,12 @@ ngx_http_llm_fallback_send_error(ngx_http_request_t *r,
         /* a provider's own error may quote the credential it was sent */
 
         if (ctx && ngx_http_llm_fallback_redact(r, ctx, err->error) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ngx_http_llm_fallback_error_shape(err->error, err->type)
+            != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -636,6 +644,37 @@ static json_t *
 ngx_http_llm_fallback_json_str(ngx_str_t *s)
 {
     return json_stringn((char *) s->data, s->len);
+}
+
+
+/*
+ * A provider's error object as it came may lack what an OpenAI error has:
+ * a string "type" (else the given one, "provider_error"), "param" and
+ * "code" (null when absent).  The rest is the provider's and is kept.
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_error_shape(json_t *error, const char *type)
+{
+    if (!json_is_string(json_object_get(error, "type"))
+        && json_object_set_new(error, "type", json_string(type)) != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    if (json_object_get(error, "param") == NULL
+        && json_object_set_new(error, "param", json_null()) != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    if (json_object_get(error, "code") == NULL
+        && json_object_set_new(error, "code", json_null()) != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

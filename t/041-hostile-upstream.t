@@ -506,3 +506,41 @@ llm provider "bad" attempt failed: timeout, status 504
 --- error_log
 llm provider "h3" response is larger than llm_max_response_size 65536
 llm provider "h5" attempt failed: timeout, status 504
+
+
+
+=== TEST 19: provider errors relayed to the client are completed to the OpenAI shape: a missing type, param or code, a type that is not a string
+--- http_config
+    llm_provider bad uri=/_llm/e400;
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_4;
+        default_type application/json;
+
+        location = /bare { return 400 '{"error":{"message":"only a message"}}'; }
+        location = /odd {
+            return 400 '{"error":{"message":"odd types","type":5,"param":"messages","code":"x","extra":[1]}}';
+        }
+        location = /null {
+            return 400 '{"error":{"message":"","type":null,"code":42}}';
+        }
+    }
+--- config
+    location = /t {
+        llm_fallback_on off;
+        llm_fallback_chain bad;
+    }
+    location = /_llm/e400 {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_4/$llm_test_pick;
+    }
+--- request eval
+[map { "POST /t?f=$_\n$LLMHostile::Hi" } qw(bare odd null)]
+--- error_code eval
+[400, 400, 400]
+--- response_body eval
+['{"error":{"message":"only a message","type":"provider_error","param":null,"code":null}}',
+ '{"error":{"message":"odd types","type":"provider_error","param":"messages","code":"x","extra":[1]}}',
+ '{"error":{"message":"","type":"provider_error","code":42,"param":null}}']
+--- error_log
+llm provider "bad" attempt failed: http_400
