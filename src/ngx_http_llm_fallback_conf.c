@@ -12,6 +12,8 @@
 
 static char *ngx_http_llm_fallback_read_key_file(ngx_conf_t *cf,
     ngx_str_t *path, ngx_str_t *key);
+static void ngx_http_llm_fallback_check_key_mode(ngx_conf_t *cf,
+    ngx_str_t *name, ngx_uint_t mode);
 static void ngx_http_llm_fallback_trim(ngx_str_t *s);
 static char *ngx_http_llm_fallback_set_key(ngx_conf_t *cf,
     ngx_http_llm_fallback_provider_t *p, ngx_str_t *value);
@@ -348,11 +350,7 @@ ngx_http_llm_fallback_read_key_file(ngx_conf_t *cf, ngx_str_t *path,
         goto done;
     }
 
-    if (fi.st_mode & S_IROTH) {
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "\"api_key_file\" \"%s\" is world-readable",
-                           name.data);
-    }
+    ngx_http_llm_fallback_check_key_mode(cf, &name, ngx_file_access(&fi));
 
     key->len = (size_t) ngx_file_size(&fi);
     key->data = ngx_pnalloc(cf->pool, key->len);
@@ -386,6 +384,50 @@ done:
     }
 
     return rv;
+}
+
+
+/*
+ * A key file any user of the machine can read (or replace) is warned
+ * about, with the fix.  Group access is left alone: nginx reads the key
+ * as the user that starts it (the master process, at start and reload),
+ * so 600 is enough, and a file shared with a group (640) is deliberate.
+ */
+
+static void
+ngx_http_llm_fallback_check_key_mode(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_uint_t mode)
+{
+    char  *what;
+
+    switch (mode & (S_IROTH|S_IWOTH)) {
+
+    case S_IROTH:
+        what = "readable";
+        break;
+
+    case S_IWOTH:
+        what = "writable";
+        break;
+
+    case S_IROTH|S_IWOTH:
+        what = "readable and writable";
+        break;
+
+    default:
+        return;
+    }
+
+    /* ngx_sprintf() has no octal */
+
+    ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                       "\"api_key_file\" \"%V\" is %s by any user "
+                       "(mode 0%ui%ui%ui), restrict it with "
+                       "\"chmod 600 %V\"%s",
+                       name, what, (mode >> 6) & 7, (mode >> 3) & 7, mode & 7,
+                       name,
+                       (mode & S_IRGRP) ? " (or 640 to keep its group's access)"
+                                        : "");
 }
 
 

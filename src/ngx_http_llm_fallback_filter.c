@@ -27,6 +27,7 @@ static ngx_int_t ngx_http_llm_fallback_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static void ngx_http_llm_fallback_append(ngx_http_request_t *r,
     ngx_http_llm_fallback_sr_ctx_t *sc, u_char *data, size_t size);
+static void ngx_http_llm_fallback_stop_upstream(ngx_http_request_t *r);
 static time_t ngx_http_llm_fallback_retry_after(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llm_fallback_is_event_stream(ngx_http_request_t *r);
 
@@ -111,9 +112,15 @@ ngx_http_llm_fallback_header_filter(ngx_http_request_t *r)
     size = sc->ctx->conf->max_response_size;
 
     if (len > (off_t) size) {
-        sc->too_large = 1;
+        /* nothing of it is kept: the attempt ends without reading it */
 
-    } else if (len > 0) {
+        sc->too_large = 1;
+        sc->eof = 1;
+
+        return NGX_ERROR;
+    }
+
+    if (len > 0) {
         sc->start = ngx_pnalloc(r->pool, (size_t) len);
         if (sc->start == NULL) {
             return NGX_ERROR;
@@ -170,7 +177,43 @@ ngx_http_llm_fallback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         }
     }
 
+    if (sc->too_large && !sc->eof) {
+        sc->eof = 1;
+        ngx_http_llm_fallback_stop_upstream(r);
+    }
+
     return NGX_OK;
+}
+
+
+/*
+ * An answer over llm_max_response_size is not read to its end (it may
+ * never end): the attempt's upstream stops reading and closes the
+ * provider connection as soon as it regains control.  An error returned
+ * from the body filter would do that too, but nginx then marks the
+ * client connection as failed.
+ */
+
+static void
+ngx_http_llm_fallback_stop_upstream(ngx_http_request_t *r)
+{
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+
+    if (u == NULL) {
+        return;
+    }
+
+    if (u->buffering) {
+        if (u->pipe) {
+            u->pipe->upstream_error = 1;
+        }
+
+        return;
+    }
+
+    u->length = 0;
 }
 
 

@@ -138,4 +138,4 @@ sk-open
     location /chat { llm_fallback_chain echo; }
 --- error_code: 200
 --- error_log
-is world-readable
+is readable by any user (mode 0644), restrict it with "chmod 600

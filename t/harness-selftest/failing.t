@@ -154,6 +154,28 @@ GET /t
 GET /t
 --- response_bdy
 not checked
+
+
+
+=== TEST 11: access_log pattern that never appears
+--- config
+    location = /t { return 200 "x"; }
+--- request
+GET /t
+--- access_log
+"GET /never HTTP/1.1"
+
+
+
+=== TEST 12: raw_response_headers_unlike that matches the second response
+--- config
+    location = /t { add_header X-Secret $arg_s; return 200 "x"; }
+--- request eval
+["GET /t?s=public", "GET /t?s=hidden"]
+--- raw_response_headers_unlike eval
+[qr/hidden/, qr/hidden/]
+--- response_body eval
+["x", "x"]
 _EOB_
 
 my ($harness) = $err =~ /harness=(\w+)/;
@@ -175,6 +197,8 @@ my %fails = (
     'TEST 7: client timeout on a slow upstream - status code ok' => 1,
     'TEST 8: must_die with a valid config - die as expected' => 1,
     'TEST 9: tcp_query mismatch - tcp_query ok' => 1,
+    'TEST 11: access_log pattern that never appears - pattern ""GET /never HTTP/1.1"" should match a line in access.log' => 1,
+    'TEST 12: raw_response_headers_unlike that matches the second response - raw resp headers unlike' => 1,
 );
 for my $name (sort keys %fails) {
     like($out, qr/^not ok \d+ - .*\Q$name\E/m, "reported as failing: $name");

@@ -182,3 +182,29 @@ uc
 --- request
 GET /t
 --- response_body: y
+
+
+
+=== TEST 16: access_log, and ignore_response for a connection nginx closes without an answer
+--- config
+    location = /b {
+        client_body_timeout 200ms;
+        proxy_pass http://127.0.0.1:1;
+    }
+--- raw_request eval
+"POST /b HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nConnection: close\r\n\r\nabc"
+--- ignore_response
+--- access_log
+"POST /b HTTP/1.1" 408
+
+
+
+=== TEST 17: raw_response_headers_unlike, one pattern per request
+--- config
+    location = /t { add_header X-Word $arg_w; return 200 "x"; }
+--- request eval
+["GET /t?w=one", "GET /t?w=two"]
+--- raw_response_headers_unlike eval
+[qr/X-Word: two/, qr/X-Word: one/]
+--- response_body eval
+["x", "x"]
