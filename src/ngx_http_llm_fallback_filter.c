@@ -27,7 +27,6 @@ static ngx_int_t ngx_http_llm_fallback_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static void ngx_http_llm_fallback_append(ngx_http_request_t *r,
     ngx_http_llm_fallback_sr_ctx_t *sc, u_char *data, size_t size);
-static void ngx_http_llm_fallback_stop_upstream(ngx_http_request_t *r);
 static time_t ngx_http_llm_fallback_retry_after(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llm_fallback_is_event_stream(ngx_http_request_t *r);
 
@@ -194,7 +193,7 @@ ngx_http_llm_fallback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
  * client connection as failed.
  */
 
-static void
+void
 ngx_http_llm_fallback_stop_upstream(ngx_http_request_t *r)
 {
     ngx_http_upstream_t  *u;
@@ -214,6 +213,7 @@ ngx_http_llm_fallback_stop_upstream(ngx_http_request_t *r)
     }
 
     u->length = 0;
+    u->keepalive = 0;
 }
 
 

@@ -390,6 +390,7 @@ void ngx_http_llm_fallback_stream_done(ngx_http_request_t *r,
 ngx_int_t ngx_http_llm_fallback_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_llm_fallback_next_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
+void ngx_http_llm_fallback_stop_upstream(ngx_http_request_t *r);
 
 /* request.c */
 ngx_int_t ngx_http_llm_fallback_is_json(ngx_http_request_t *r);

@@ -308,14 +308,10 @@ ngx_http_llm_fallback_stream_next(ngx_http_request_t *sr,
                        "llm fallback: \"%V\" stream failed, closing it",
                        &sc->provider->name);
 
-        /*
-         * the rest is of no use: the upstream takes the answer as
-         * complete and closes the connection, not kept alive
-         */
+        /* the rest is of no use */
 
-        if (sr->upstream && !sr->upstream->buffering && !sc->eof) {
-            sr->upstream->length = 0;
-            sr->upstream->keepalive = 0;
+        if (!sc->eof) {
+            ngx_http_llm_fallback_stop_upstream(sr);
         }
     }
 
