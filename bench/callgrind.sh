@@ -2,13 +2,14 @@
 # Instructions per request, counted by callgrind: stable on a noisy
 # machine, so a regression on the hot path shows without timing noise.
 #
-# For each target (plain proxy_pass, the module's pass-through and its
-# fallback), nginx runs as a single process under callgrind twice: with
+# For each target (plain proxy_pass, the module's pass-through, its
+# fallback and the translation to anthropic), nginx runs as a single process under callgrind twice: with
 # SMALL and with LARGE requests on one keepalive connection. The difference
 # of the two totals divided by LARGE - SMALL is the cost of one request,
 # start-up and shut-down excluded. The mock provider runs natively.
 #
 # Knobs: SMALL=200 LARGE=1200 MODULE_SO=build/ngx_http_llm_fallback_module.so
+#        TARGETS="proxy module-pass module-fallback module-anthropic"
 
 set -euo pipefail
 
@@ -19,6 +20,7 @@ SMALL="${SMALL:-200}"
 LARGE="${LARGE:-1200}"
 MOCK_PORT="${MOCK_PORT:-18191}"
 PORT="${PORT:-18192}"
+REDIS_PORT="${REDIS_PORT:-18194}"    # only configured, never contacted
 MODULE_SO="${MODULE_SO:-$TOP/build/ngx_http_llm_fallback_module.so}"
 NGINX="${NGINX:-/usr/sbin/nginx}"
 RUN_DIR="/tmp/llm-bench/callgrind-$(date +%Y%m%d-%H%M%S)"
@@ -39,7 +41,7 @@ conf() {  # template prefix port
     mkdir -p "$2/conf" "$2/logs" "$2/tmp"
     sed -e "s|@WORKERS@|1|g" -e "s|@MOCK_PORT@|$MOCK_PORT|g" \
         -e "s|@PROXY_PORT@|$3|g" -e "s|@MODULE_PORT@|$3|g" \
-        -e "s|@MODULE_SO@|$MODULE_SO|g" \
+        -e "s|@MODULE_SO@|$MODULE_SO|g" -e "s|@REDIS_PORT@|$REDIS_PORT|g" \
         -e "s|^daemon .*|daemon off; master_process off;|" "$1" \
         > "$2/conf/nginx.conf"
 }
@@ -83,7 +85,12 @@ measure() {  # name template uri n
         "$NGINX" -p "$prefix/" -c "$prefix/conf/nginx.conf" \
         2> "$prefix/valgrind.log" &
     pid=$!
-    client "$PORT" "$3" "$4"
+    if ! client "$PORT" "$3" "$4" >&2; then
+        kill -QUIT "$pid" 2>/dev/null || true
+        wait "$pid" || true
+        echo "$1: the client failed, see $prefix/valgrind.log" >&2
+        return 1
+    fi
     kill -QUIT "$pid"
     wait "$pid" || true
     total "$prefix/callgrind.out"
@@ -98,12 +105,21 @@ MOCK_PID=$!
 echo "| target | instructions per request | vs proxy_pass |"
 echo "|---|---:|---:|"
 
+TARGET_TABLE="
+proxy|$HERE/proxy.conf|/v1/chat/completions
+module-pass|$HERE/module.conf|/v1/chat/completions
+module-fallback|$HERE/module.conf|/fallback/v1/chat/completions
+module-anthropic|$HERE/module.conf|/anthropic/v1/chat/completions
+"
+TARGETS="${TARGETS:-proxy module-pass module-fallback module-anthropic}"
+
+set -o pipefail
+
 base=
-for t in "proxy|$HERE/proxy.conf|/v1/chat/completions" \
-         "module-pass|$HERE/module.conf|/v1/chat/completions" \
-         "module-fallback|$HERE/module.conf|/fallback/v1/chat/completions"
-do
-    IFS='|' read -r name tmpl uri <<< "$t"
+for name in $TARGETS; do
+    IFS='|' read -r _ tmpl uri \
+        <<< "$(awk -F'|' -v n="$name" '$1 == n' <<< "$TARGET_TABLE")"
+    [ -n "$tmpl" ] || { echo "unknown target $name" >&2; exit 2; }
     a=$(measure "$name" "$tmpl" "$uri" "$SMALL")
     b=$(measure "$name" "$tmpl" "$uri" "$LARGE")
     per=$(( (b - a) / (LARGE - SMALL) ))
