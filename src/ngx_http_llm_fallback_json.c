@@ -1,0 +1,1407 @@
+
+/*
+ * Copyright (C) The ngx_http_llm_fallback_module authors
+ */
+
+
+/*
+ * The hot path's JSON scanner, the request validation and the check of
+ * an OpenAI answer on it.  Pure: libc only (see
+ * ngx_http_llm_fallback_json.h).
+ */
+
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ngx_http_llm_fallback_json.h"
+
+
+/* byte classes inside a string */
+#define NGX_HTTP_LLM_FALLBACK_JSON_C_PLAIN      0
+#define NGX_HTTP_LLM_FALLBACK_JSON_C_QUOTE      1
+#define NGX_HTTP_LLM_FALLBACK_JSON_C_ESCAPE     2
+#define NGX_HTTP_LLM_FALLBACK_JSON_C_CONTROL    3
+#define NGX_HTTP_LLM_FALLBACK_JSON_C_UTF8       4
+
+/* what the scanner expects next */
+#define NGX_HTTP_LLM_FALLBACK_JSON_S_VALUE      0
+#define NGX_HTTP_LLM_FALLBACK_JSON_S_FIRST      1
+#define NGX_HTTP_LLM_FALLBACK_JSON_S_KEY        2
+#define NGX_HTTP_LLM_FALLBACK_JSON_S_AFTER      3
+
+/* no open container */
+#define NGX_HTTP_LLM_FALLBACK_JSON_TOP          0xffffffff
+
+/* the first token array, in tokens: a guess from the length, bounded */
+#define NGX_HTTP_LLM_FALLBACK_JSON_MIN_TOKENS   16
+#define NGX_HTTP_LLM_FALLBACK_JSON_MAX_TOKENS   1024
+
+/* request field types */
+#define NGX_HTTP_LLM_FALLBACK_JSON_T_STRING     0x01
+#define NGX_HTTP_LLM_FALLBACK_JSON_T_ARRAY      0x02
+#define NGX_HTTP_LLM_FALLBACK_JSON_T_NULL       0x04
+#define NGX_HTTP_LLM_FALLBACK_JSON_T_OBJECT     0x08
+#define NGX_HTTP_LLM_FALLBACK_JSON_T_BOOL       0x10
+#define NGX_HTTP_LLM_FALLBACK_JSON_T_NUMBER     0x20
+#define NGX_HTTP_LLM_FALLBACK_JSON_T_INTEGER    0x40
+
+#define ngx_http_llm_fallback_json_digit(c)  ((unsigned) ((c) - '0') < 10)
+#define ngx_http_llm_fallback_json_alpha(c)                                   \
+    ((unsigned) (((c) | 0x20) - 'a') < 26)
+
+
+typedef struct {
+    const char                       *name;
+    size_t                            len;
+    unsigned                          types;
+    const char                       *expected;
+} ngx_http_llm_fallback_json_field_t;
+
+
+static ngx_http_llm_fallback_json_tok_t *ngx_http_llm_fallback_json_push(
+    ngx_http_llm_fallback_json_t *json);
+static const unsigned char *ngx_http_llm_fallback_json_string(
+    const unsigned char *p, const unsigned char *end,
+    ngx_http_llm_fallback_json_tok_t *t);
+static const unsigned char *ngx_http_llm_fallback_json_number(
+    ngx_http_llm_fallback_json_t *json, const unsigned char *p,
+    const unsigned char *end, ngx_http_llm_fallback_json_tok_t *t,
+    int *rc);
+static int ngx_http_llm_fallback_json_overflow(
+    ngx_http_llm_fallback_json_t *json, const unsigned char *p, size_t len);
+static long ngx_http_llm_fallback_json_hex4(const unsigned char *p,
+    const unsigned char *end);
+static size_t ngx_http_llm_fallback_json_utf8(const unsigned char *p,
+    const unsigned char *end);
+static size_t ngx_http_llm_fallback_json_decode(const unsigned char **pp,
+    unsigned char *out);
+static int ngx_http_llm_fallback_json_types(
+    ngx_http_llm_fallback_json_tok_t *t, unsigned types);
+static void ngx_http_llm_fallback_json_invalid(
+    ngx_http_llm_fallback_json_request_t *req, const char *fmt,
+    const char *param, long index, const char *field, const char *expected);
+static void ngx_http_llm_fallback_json_messages(
+    ngx_http_llm_fallback_json_t *json, uint32_t messages,
+    ngx_http_llm_fallback_json_request_t *req);
+
+
+static const unsigned char  ngx_http_llm_fallback_json_class[256] = {
+    /* 0x00 - 0x1f: control characters */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    /* 0x20 - 0x7f: '"' and '\\' */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    /* 0x80 - 0xff: UTF-8 sequences */
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4
+};
+
+
+/* the checked request fields, in the order their errors are reported */
+
+static const ngx_http_llm_fallback_json_field_t
+    ngx_http_llm_fallback_json_fields[] =
+{
+    { "model", 5, NGX_HTTP_LLM_FALLBACK_JSON_T_STRING, "a string" },
+    { "stream", 6,
+      NGX_HTTP_LLM_FALLBACK_JSON_T_BOOL|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
+      "a boolean" },
+    { "temperature", 11,
+      NGX_HTTP_LLM_FALLBACK_JSON_T_NUMBER|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
+      "a number" },
+    { "top_p", 5,
+      NGX_HTTP_LLM_FALLBACK_JSON_T_NUMBER|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
+      "a number" },
+    { "max_tokens", 10,
+      NGX_HTTP_LLM_FALLBACK_JSON_T_INTEGER|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
+      "an integer" },
+    { "max_completion_tokens", 21,
+      NGX_HTTP_LLM_FALLBACK_JSON_T_INTEGER|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
+      "an integer" },
+    { "tools", 5, NGX_HTTP_LLM_FALLBACK_JSON_T_ARRAY, "an array" },
+    { "stream_options", 14,
+      NGX_HTTP_LLM_FALLBACK_JSON_T_OBJECT|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
+      "an object" },
+    { "stop", 4,
+      NGX_HTTP_LLM_FALLBACK_JSON_T_STRING|NGX_HTTP_LLM_FALLBACK_JSON_T_ARRAY
+      |NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
+      "a string, an array of strings or null" },
+    { NULL, 0, 0, NULL }
+};
+
+
+/*
+ * NGX_HTTP_LLM_FALLBACK_JSON_OK, _INVALID when jansson would reject the
+ * bytes, _NOMEM when the allocator failed
+ */
+
+int
+ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
+    const unsigned char *buf, size_t len,
+    ngx_http_llm_fallback_json_alloc_pt alloc, void *data)
+{
+    int                                rc, state;
+    size_t                             n;
+    uint32_t                           parent, depth, up;
+    unsigned char                      close;
+    const unsigned char               *p, *end, *q;
+    ngx_http_llm_fallback_json_tok_t  *t, *pt;
+
+    n = len / 8 + NGX_HTTP_LLM_FALLBACK_JSON_MIN_TOKENS;
+
+    if (n > NGX_HTTP_LLM_FALLBACK_JSON_MAX_TOKENS) {
+        n = NGX_HTTP_LLM_FALLBACK_JSON_MAX_TOKENS;
+    }
+
+    json->alloc = alloc;
+    json->data = data;
+    json->ntoks = 0;
+    json->nalloc = (uint32_t) n;
+
+    json->toks = alloc(data, n * sizeof(ngx_http_llm_fallback_json_tok_t));
+    if (json->toks == NULL) {
+        return NGX_HTTP_LLM_FALLBACK_JSON_NOMEM;
+    }
+
+    p = buf;
+    end = buf + len;
+
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    {
+        p++;
+    }
+
+    /* jansson without JSON_DECODE_ANY: an object or an array */
+
+    if (p == end || (*p != '{' && *p != '[')) {
+        return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+    }
+
+    parent = NGX_HTTP_LLM_FALLBACK_JSON_TOP;
+    pt = NULL;
+    depth = 0;
+    state = NGX_HTTP_LLM_FALLBACK_JSON_S_VALUE;
+
+    for ( ;; ) {
+
+        while (p < end
+               && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        {
+            p++;
+        }
+
+        if (state == NGX_HTTP_LLM_FALLBACK_JSON_S_AFTER && pt == NULL) {
+            /* the top-level value is complete: only white space follows */
+            return (p == end) ? NGX_HTTP_LLM_FALLBACK_JSON_OK
+                              : NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+        }
+
+        if (p == end) {
+            return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+        }
+
+        switch (state) {
+
+        case NGX_HTTP_LLM_FALLBACK_JSON_S_FIRST:
+
+            close = (pt->type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) ? '}'
+                                                                    : ']';
+            if (*p == close) {
+                p++;
+                goto close;
+            }
+
+            if (pt->type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) {
+                state = NGX_HTTP_LLM_FALLBACK_JSON_S_KEY;
+
+            } else {
+                pt->size++;
+                state = NGX_HTTP_LLM_FALLBACK_JSON_S_VALUE;
+            }
+
+            continue;
+
+        case NGX_HTTP_LLM_FALLBACK_JSON_S_KEY:
+
+            if (*p != '"') {
+                return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+            }
+
+            t = ngx_http_llm_fallback_json_push(json);
+            if (t == NULL) {
+                return NGX_HTTP_LLM_FALLBACK_JSON_NOMEM;
+            }
+
+            /* the push may have moved the tokens */
+            pt = &json->toks[parent];
+            pt->size++;
+
+            t->type = NGX_HTTP_LLM_FALLBACK_JSON_STRING;
+            t->next = json->ntoks;
+            t->size = 0;
+
+            p = ngx_http_llm_fallback_json_string(p + 1, end, t);
+            if (p == NULL) {
+                return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+            }
+
+            while (p < end
+                   && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+            {
+                p++;
+            }
+
+            if (p == end || *p != ':') {
+                return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+            }
+
+            p++;
+            state = NGX_HTTP_LLM_FALLBACK_JSON_S_VALUE;
+            continue;
+
+        case NGX_HTTP_LLM_FALLBACK_JSON_S_AFTER:
+
+            close = (pt->type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) ? '}'
+                                                                    : ']';
+            if (*p == close) {
+                p++;
+                goto close;
+            }
+
+            if (*p != ',') {
+                return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+            }
+
+            p++;
+
+            if (pt->type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) {
+                state = NGX_HTTP_LLM_FALLBACK_JSON_S_KEY;
+
+            } else {
+                pt->size++;
+                state = NGX_HTTP_LLM_FALLBACK_JSON_S_VALUE;
+            }
+
+            continue;
+
+        default: /* NGX_HTTP_LLM_FALLBACK_JSON_S_VALUE */
+            break;
+        }
+
+        /* a value; jansson counts the value itself in its depth */
+
+        if (depth >= NGX_HTTP_LLM_FALLBACK_JSON_MAX_DEPTH) {
+            return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+        }
+
+        t = ngx_http_llm_fallback_json_push(json);
+        if (t == NULL) {
+            return NGX_HTTP_LLM_FALLBACK_JSON_NOMEM;
+        }
+
+        if (pt) {
+            pt = &json->toks[parent];
+        }
+
+        t->start = p;
+        t->len = 0;
+        t->size = 0;
+        t->escaped = 0;
+        t->next = json->ntoks;
+
+        state = NGX_HTTP_LLM_FALLBACK_JSON_S_AFTER;
+
+        switch (*p) {
+
+        case '{':
+        case '[':
+            t->type = (*p == '{') ? NGX_HTTP_LLM_FALLBACK_JSON_OBJECT
+                                  : NGX_HTTP_LLM_FALLBACK_JSON_ARRAY;
+
+            /* "next" links the open containers until they are closed */
+
+            t->next = parent;
+            parent = json->ntoks - 1;
+            pt = t;
+            depth++;
+            p++;
+
+            state = NGX_HTTP_LLM_FALLBACK_JSON_S_FIRST;
+            continue;
+
+        case '"':
+            t->type = NGX_HTTP_LLM_FALLBACK_JSON_STRING;
+
+            p = ngx_http_llm_fallback_json_string(p + 1, end, t);
+            if (p == NULL) {
+                return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+            }
+
+            continue;
+
+        case 't':
+        case 'f':
+        case 'n':
+
+            /* jansson takes every letter that follows as part of it */
+
+            for (q = p; q < end && ngx_http_llm_fallback_json_alpha(*q); q++)
+            {
+                /* void */
+            }
+
+            n = q - p;
+
+            if (n == 4 && memcmp(p, "true", 4) == 0) {
+                t->type = NGX_HTTP_LLM_FALLBACK_JSON_TRUE;
+
+            } else if (n == 5 && memcmp(p, "false", 5) == 0) {
+                t->type = NGX_HTTP_LLM_FALLBACK_JSON_FALSE;
+
+            } else if (n == 4 && memcmp(p, "null", 4) == 0) {
+                t->type = NGX_HTTP_LLM_FALLBACK_JSON_NULL;
+
+            } else {
+                return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+            }
+
+            t->len = n;
+            p = q;
+            break;
+
+        default:
+            if (*p != '-' && !ngx_http_llm_fallback_json_digit(*p)) {
+                return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+            }
+
+            p = ngx_http_llm_fallback_json_number(json, p, end, t, &rc);
+            if (p == NULL) {
+                return rc;
+            }
+
+            break;
+        }
+
+        /*
+         * jansson puts back the byte that ended a number or a literal; a
+         * NUL byte put back is lost (its stream buffer ends at a NUL), so
+         * one NUL right after a number or a literal is skipped
+         */
+
+        if (p < end && *p == '\0') {
+            p++;
+        }
+
+        continue;
+
+    close:
+
+        /* the container at "parent" ends before the next token */
+
+        up = pt->next;
+        pt->next = json->ntoks;
+        parent = up;
+        depth--;
+
+        pt = (parent == NGX_HTTP_LLM_FALLBACK_JSON_TOP) ? NULL
+                                                      : &json->toks[parent];
+        state = NGX_HTTP_LLM_FALLBACK_JSON_S_AFTER;
+    }
+}
+
+
+static ngx_http_llm_fallback_json_tok_t *
+ngx_http_llm_fallback_json_push(ngx_http_llm_fallback_json_t *json)
+{
+    uint32_t                           n;
+    ngx_http_llm_fallback_json_tok_t  *toks;
+
+    if (json->ntoks == json->nalloc) {
+
+        /* at most 2 GiB of tokens, far more than any body nginx reads */
+
+        if (json->nalloc
+            > 0x7fffffff / sizeof(ngx_http_llm_fallback_json_tok_t) / 2)
+        {
+            return NULL;
+        }
+
+        n = json->nalloc * 2;
+
+        toks = json->alloc(json->data,
+                           n * sizeof(ngx_http_llm_fallback_json_tok_t));
+        if (toks == NULL) {
+            return NULL;
+        }
+
+        memcpy(toks, json->toks,
+               json->ntoks * sizeof(ngx_http_llm_fallback_json_tok_t));
+
+        json->toks = toks;
+        json->nalloc = n;
+    }
+
+    return &json->toks[json->ntoks++];
+}
+
+
+/* p: after the opening quote; returns the byte after the closing one */
+
+static const unsigned char *
+ngx_http_llm_fallback_json_string(const unsigned char *p,
+    const unsigned char *end, ngx_http_llm_fallback_json_tok_t *t)
+{
+    long    u;
+    size_t  n;
+
+    t->start = p;
+    t->escaped = 0;
+
+    for ( ;; ) {
+
+        while (p < end && ngx_http_llm_fallback_json_class[*p] == 0) {
+            p++;
+        }
+
+        if (p == end) {
+            return NULL;
+        }
+
+        switch (ngx_http_llm_fallback_json_class[*p]) {
+
+        case NGX_HTTP_LLM_FALLBACK_JSON_C_QUOTE:
+            t->len = p - t->start;
+            return p + 1;
+
+        case NGX_HTTP_LLM_FALLBACK_JSON_C_ESCAPE:
+            t->escaped = 1;
+            p++;
+
+            if (p == end) {
+                return NULL;
+            }
+
+            switch (*p) {
+
+            case '"': case '\\': case '/':
+            case 'b': case 'f': case 'n': case 'r': case 't':
+                p++;
+                break;
+
+            case 'u':
+                u = ngx_http_llm_fallback_json_hex4(p + 1, end);
+
+                /* \u0000 and lone surrogates are refused by jansson */
+
+                if (u <= 0 || (u >= 0xdc00 && u <= 0xdfff)) {
+                    return NULL;
+                }
+
+                p += 5;
+
+                if (u >= 0xd800 && u <= 0xdbff) {
+                    if (end - p < 6 || p[0] != '\\' || p[1] != 'u') {
+                        return NULL;
+                    }
+
+                    u = ngx_http_llm_fallback_json_hex4(p + 2, end);
+
+                    if (u < 0xdc00 || u > 0xdfff) {
+                        return NULL;
+                    }
+
+                    p += 6;
+                }
+
+                break;
+
+            default:
+                return NULL;
+            }
+
+            break;
+
+        case NGX_HTTP_LLM_FALLBACK_JSON_C_UTF8:
+            n = ngx_http_llm_fallback_json_utf8(p, end);
+            if (n == 0) {
+                return NULL;
+            }
+
+            p += n;
+            break;
+
+        default: /* NGX_HTTP_LLM_FALLBACK_JSON_C_CONTROL */
+            return NULL;
+        }
+    }
+}
+
+
+/* p: at '-' or a digit; NULL with *rc on errors */
+
+static const unsigned char *
+ngx_http_llm_fallback_json_number(ngx_http_llm_fallback_json_t *json,
+    const unsigned char *p, const unsigned char *end,
+    ngx_http_llm_fallback_json_tok_t *t, int *rc)
+{
+    int                   neg, over;
+    size_t                n;
+    const unsigned char  *q, *digits;
+
+    *rc = NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+
+    q = p;
+    neg = (*q == '-');
+
+    if (neg) {
+        q++;
+    }
+
+    digits = q;
+
+    if (q == end) {
+        return NULL;
+    }
+
+    if (*q == '0') {
+        q++;
+
+        if (q < end && ngx_http_llm_fallback_json_digit(*q)) {
+            return NULL;
+        }
+
+    } else if (ngx_http_llm_fallback_json_digit(*q)) {
+        do {
+            q++;
+        } while (q < end && ngx_http_llm_fallback_json_digit(*q));
+
+    } else {
+        return NULL;
+    }
+
+    t->start = p;
+
+    if (q == end || (*q != '.' && *q != 'e' && *q != 'E')) {
+
+        /* strtoll()'s ERANGE: beyond json_int_t */
+
+        n = q - digits;
+
+        if (n > 19
+            || (n == 19
+                && memcmp(digits, neg ? "9223372036854775808"
+                                      : "9223372036854775807", 19) > 0))
+        {
+            return NULL;
+        }
+
+        t->type = NGX_HTTP_LLM_FALLBACK_JSON_INTEGER;
+        t->len = q - p;
+
+        return q;
+    }
+
+    if (*q == '.') {
+        q++;
+
+        if (q == end || !ngx_http_llm_fallback_json_digit(*q)) {
+            return NULL;
+        }
+
+        do {
+            q++;
+        } while (q < end && ngx_http_llm_fallback_json_digit(*q));
+    }
+
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        q++;
+
+        if (q < end && (*q == '+' || *q == '-')) {
+            q++;
+        }
+
+        if (q == end || !ngx_http_llm_fallback_json_digit(*q)) {
+            return NULL;
+        }
+
+        do {
+            q++;
+        } while (q < end && ngx_http_llm_fallback_json_digit(*q));
+    }
+
+    t->type = NGX_HTTP_LLM_FALLBACK_JSON_REAL;
+    t->len = q - p;
+
+    over = ngx_http_llm_fallback_json_overflow(json, p, q - p);
+
+    if (over) {
+        if (over < 0) {
+            *rc = NGX_HTTP_LLM_FALLBACK_JSON_NOMEM;
+        }
+
+        return NULL;
+    }
+
+    return q;
+}
+
+
+/*
+ * jansson refuses a real that strtod() makes infinite: 1 when it would,
+ * 0 when not, -1 when out of memory.  The decimal magnitude decides
+ * without strtod() except next to DBL_MAX (about 1.8e308).
+ */
+
+static int
+ngx_http_llm_fallback_json_overflow(ngx_http_llm_fallback_json_t *json,
+    const unsigned char *p, size_t len)
+{
+    int                   sat, neg;
+    char                 *s, buf[128];
+    double                v;
+    int64_t               k, e, z;
+    const unsigned char  *q, *end;
+
+    end = p + len;
+    q = p;
+
+    if (*q == '-') {
+        q++;
+    }
+
+    /* the value is below 10^k */
+
+    if (*q != '0') {
+        for (k = 0; q < end && ngx_http_llm_fallback_json_digit(*q); q++) {
+            k++;
+        }
+
+    } else {
+        q++;
+        k = 0;
+
+        if (q < end && *q == '.') {
+            q++;
+
+            for (z = 1; q < end && *q == '0'; q++) {
+                z++;
+            }
+
+            if (q == end || !ngx_http_llm_fallback_json_digit(*q)) {
+                /* zero */
+                return 0;
+            }
+
+            k = 1 - z;
+
+        } else {
+            return 0;
+        }
+    }
+
+    while (q < end && *q != 'e' && *q != 'E') {
+        q++;
+    }
+
+    e = 0;
+    sat = 0;
+
+    if (q < end) {
+        q++;
+        neg = (*q == '-');
+
+        if (*q == '-' || *q == '+') {
+            q++;
+        }
+
+        for ( /* void */ ; q < end; q++) {
+            if (e >= 1000000000) {
+                sat = 1;
+                break;
+            }
+
+            e = e * 10 + (*q - '0');
+        }
+
+        if (neg) {
+            e = -e;
+        }
+    }
+
+    if (!sat || len < 100000000) {
+        k += e;
+
+        if (k <= 308) {
+            return 0;
+        }
+
+        if (k >= 310) {
+            return 1;
+        }
+    }
+
+    /* close to DBL_MAX: ask strtod() as jansson does */
+
+    if (len < sizeof(buf)) {
+        s = buf;
+
+    } else {
+        s = json->alloc(json->data, len + 1);
+        if (s == NULL) {
+            return -1;
+        }
+    }
+
+    memcpy(s, p, len);
+    s[len] = '\0';
+
+    errno = 0;
+    v = strtod(s, NULL);
+
+    return ((v == HUGE_VAL || v == -HUGE_VAL) && errno == ERANGE);
+}
+
+
+static long
+ngx_http_llm_fallback_json_hex4(const unsigned char *p,
+    const unsigned char *end)
+{
+    long           v;
+    unsigned int   i;
+    unsigned char  c;
+
+    if (end - p < 4) {
+        return -1;
+    }
+
+    v = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            v = v * 16 + (c - '0');
+
+        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+            v = v * 16 + ((c | 0x20) - 'a' + 10);
+
+        } else {
+            return -1;
+        }
+    }
+
+    return v;
+}
+
+
+/*
+ * the length of the UTF-8 sequence at p, 0 when invalid: overlong,
+ * a surrogate, beyond U+10FFFF, cut (jansson's utf8_check_full())
+ */
+
+static size_t
+ngx_http_llm_fallback_json_utf8(const unsigned char *p,
+    const unsigned char *end)
+{
+    size_t    n, i;
+    uint32_t  u, min;
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        u = p[0] & 0x1f;
+        min = 0x80;
+
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        u = p[0] & 0x0f;
+        min = 0x800;
+
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        u = p[0] & 0x07;
+        min = 0x10000;
+
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (end - p) < n) {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xbf) {
+            return 0;
+        }
+
+        u = (u << 6) | (p[i] & 0x3f);
+    }
+
+    if (u < min || u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) {
+        return 0;
+    }
+
+    return n;
+}
+
+
+/*
+ * The member "key" of the object at index obj: the last one, as in
+ * jansson, where a duplicate key replaces the value.  NONE when obj is
+ * not an object or has no such member.
+ */
+
+uint32_t
+ngx_http_llm_fallback_json_get(ngx_http_llm_fallback_json_t *json,
+    uint32_t obj, const char *key, size_t len)
+{
+    uint32_t                           i, n, found;
+    ngx_http_llm_fallback_json_tok_t  *toks;
+
+    toks = json->toks;
+
+    if (toks[obj].type != NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) {
+        return NGX_HTTP_LLM_FALLBACK_JSON_NONE;
+    }
+
+    found = NGX_HTTP_LLM_FALLBACK_JSON_NONE;
+    i = obj + 1;
+
+    for (n = toks[obj].size; n; n--) {
+        if (ngx_http_llm_fallback_json_streq(&toks[i], key, len)) {
+            found = i + 1;
+        }
+
+        i = toks[i + 1].next;
+    }
+
+    return found;
+}
+
+
+/* a string token's value equals s */
+
+int
+ngx_http_llm_fallback_json_streq(ngx_http_llm_fallback_json_tok_t *tok,
+    const char *s, size_t len)
+{
+    size_t                n;
+    unsigned char         c[4];
+    const unsigned char  *p, *end;
+
+    if (!tok->escaped) {
+        return tok->len == len && memcmp(tok->start, s, len) == 0;
+    }
+
+    /* an escape is longer than what it stands for */
+
+    if (tok->len < len) {
+        return 0;
+    }
+
+    p = tok->start;
+    end = p + tok->len;
+
+    while (p < end) {
+        n = ngx_http_llm_fallback_json_decode(&p, c);
+
+        if (n > len || memcmp(c, s, n) != 0) {
+            return 0;
+        }
+
+        s += n;
+        len -= n;
+    }
+
+    return len == 0;
+}
+
+
+/* a string token's value into dst, which has room for tok->len bytes */
+
+size_t
+ngx_http_llm_fallback_json_unescape(ngx_http_llm_fallback_json_tok_t *tok,
+    unsigned char *dst)
+{
+    unsigned char        *d;
+    const unsigned char  *p, *end;
+
+    if (!tok->escaped) {
+        memcpy(dst, tok->start, tok->len);
+        return tok->len;
+    }
+
+    p = tok->start;
+    end = p + tok->len;
+    d = dst;
+
+    while (p < end) {
+        d += ngx_http_llm_fallback_json_decode(&p, d);
+    }
+
+    return d - dst;
+}
+
+
+/* one character of a valid string, at most 4 bytes, into out */
+
+static size_t
+ngx_http_llm_fallback_json_decode(const unsigned char **pp,
+    unsigned char *out)
+{
+    long                  u, lo;
+    const unsigned char  *p;
+
+    p = *pp;
+
+    if (*p != '\\') {
+        *out = *p;
+        *pp = p + 1;
+        return 1;
+    }
+
+    p++;
+
+    switch (*p) {
+
+    case 'b':
+        *out = '\b';
+        break;
+
+    case 'f':
+        *out = '\f';
+        break;
+
+    case 'n':
+        *out = '\n';
+        break;
+
+    case 'r':
+        *out = '\r';
+        break;
+
+    case 't':
+        *out = '\t';
+        break;
+
+    case 'u':
+        u = ngx_http_llm_fallback_json_hex4(p + 1, p + 5);
+        p += 5;
+
+        if (u >= 0xd800 && u <= 0xdbff) {
+            lo = ngx_http_llm_fallback_json_hex4(p + 2, p + 6);
+            u = ((u - 0xd800) << 10) + (lo - 0xdc00) + 0x10000;
+            p += 6;
+        }
+
+        *pp = p;
+
+        if (u < 0x80) {
+            out[0] = (unsigned char) u;
+            return 1;
+        }
+
+        if (u < 0x800) {
+            out[0] = (unsigned char) (0xc0 | (u >> 6));
+            out[1] = (unsigned char) (0x80 | (u & 0x3f));
+            return 2;
+        }
+
+        if (u < 0x10000) {
+            out[0] = (unsigned char) (0xe0 | (u >> 12));
+            out[1] = (unsigned char) (0x80 | ((u >> 6) & 0x3f));
+            out[2] = (unsigned char) (0x80 | (u & 0x3f));
+            return 3;
+        }
+
+        out[0] = (unsigned char) (0xf0 | (u >> 18));
+        out[1] = (unsigned char) (0x80 | ((u >> 12) & 0x3f));
+        out[2] = (unsigned char) (0x80 | ((u >> 6) & 0x3f));
+        out[3] = (unsigned char) (0x80 | (u & 0x3f));
+        return 4;
+
+    default: /* '"', '\\', '/' */
+        *out = *p;
+        break;
+    }
+
+    *pp = p + 1;
+
+    return 1;
+}
+
+
+/* an integer token's value: in range, the scanner checked */
+
+int64_t
+ngx_http_llm_fallback_json_integer(ngx_http_llm_fallback_json_tok_t *tok)
+{
+    uint64_t              v;
+    const unsigned char  *p, *end;
+
+    p = tok->start;
+    end = p + tok->len;
+
+    if (*p == '-') {
+        p++;
+    }
+
+    for (v = 0; p < end; p++) {
+        v = v * 10 + (*p - '0');
+    }
+
+    if (*tok->start == '-') {
+        return (int64_t) (0 - v);
+    }
+
+    return (int64_t) v;
+}
+
+
+/*
+ * The checks of a chat completions request, in the order of their
+ * errors; the request must have parsed.
+ */
+
+void
+ngx_http_llm_fallback_json_request(ngx_http_llm_fallback_json_t *json,
+    ngx_http_llm_fallback_json_request_t *req)
+{
+    uint32_t                                   v, so;
+    ngx_http_llm_fallback_json_tok_t          *toks;
+    const ngx_http_llm_fallback_json_field_t  *f;
+
+    memset(req, 0, sizeof(ngx_http_llm_fallback_json_request_t));
+    req->index = -1;
+
+    toks = json->toks;
+
+    if (toks[0].type != NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) {
+        ngx_http_llm_fallback_json_invalid(req,
+            "The request body must be a JSON object.", NULL, -1, NULL, NULL);
+        return;
+    }
+
+    for (f = ngx_http_llm_fallback_json_fields; f->name; f++) {
+        v = ngx_http_llm_fallback_json_get(json, 0, f->name, f->len);
+
+        if (v && !ngx_http_llm_fallback_json_types(&toks[v], f->types)) {
+            ngx_http_llm_fallback_json_invalid(req,
+                "Invalid type for '%s': expected %s.", f->name, -1, NULL,
+                f->expected);
+            return;
+        }
+    }
+
+    v = ngx_http_llm_fallback_json_get(json, 0, "max_tokens", 10);
+
+    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER
+        && ngx_http_llm_fallback_json_integer(&toks[v]) < 1)
+    {
+        ngx_http_llm_fallback_json_invalid(req,
+            "Invalid 'max_tokens': integer below minimum value, "
+            "expected a value >= 1.", "max_tokens", -1, NULL, NULL);
+        return;
+    }
+
+    v = ngx_http_llm_fallback_json_get(json, 0, "max_completion_tokens", 21);
+
+    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER
+        && ngx_http_llm_fallback_json_integer(&toks[v]) < 1)
+    {
+        ngx_http_llm_fallback_json_invalid(req,
+            "Invalid 'max_completion_tokens': integer below minimum "
+            "value, expected a value >= 1.", "max_completion_tokens",
+            -1, NULL, NULL);
+        return;
+    }
+
+    v = ngx_http_llm_fallback_json_get(json, 0, "model", 5);
+
+    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING) {
+        req->model = v;
+    }
+
+    v = ngx_http_llm_fallback_json_get(json, 0, "stream", 6);
+    req->stream = (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_TRUE);
+
+    so = ngx_http_llm_fallback_json_get(json, 0, "stream_options", 14);
+
+    if (so && toks[so].type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) {
+        v = ngx_http_llm_fallback_json_get(json, so, "include_usage", 13);
+
+        if (v && toks[v].type != NGX_HTTP_LLM_FALLBACK_JSON_TRUE
+            && toks[v].type != NGX_HTTP_LLM_FALLBACK_JSON_FALSE)
+        {
+            ngx_http_llm_fallback_json_invalid(req,
+                "Invalid type for '%s': expected %s.",
+                "stream_options.include_usage", -1, NULL, "a boolean");
+            return;
+        }
+
+        req->include_usage = (v
+                              && toks[v].type
+                                 == NGX_HTTP_LLM_FALLBACK_JSON_TRUE);
+    }
+
+    v = ngx_http_llm_fallback_json_get(json, 0, "messages", 8);
+
+    if (v == NGX_HTTP_LLM_FALLBACK_JSON_NONE) {
+        ngx_http_llm_fallback_json_invalid(req,
+            "Missing required parameter: '%s'.", "messages", -1, NULL, NULL);
+        return;
+    }
+
+    ngx_http_llm_fallback_json_messages(json, v, req);
+}
+
+
+static void
+ngx_http_llm_fallback_json_messages(ngx_http_llm_fallback_json_t *json,
+    uint32_t messages, ngx_http_llm_fallback_json_request_t *req)
+{
+    long                               i;
+    uint32_t                           m, v, part, n;
+    ngx_http_llm_fallback_json_tok_t  *toks;
+
+    toks = json->toks;
+
+    if (toks[messages].type != NGX_HTTP_LLM_FALLBACK_JSON_ARRAY) {
+        ngx_http_llm_fallback_json_invalid(req,
+            "Invalid type for '%s': expected an array.", "messages", -1,
+            NULL, NULL);
+        return;
+    }
+
+    if (toks[messages].size == 0) {
+        ngx_http_llm_fallback_json_invalid(req,
+            "Invalid '%s': empty array. Expected an array with minimum "
+            "length 1.", "messages", -1, NULL, NULL);
+        return;
+    }
+
+    m = messages + 1;
+
+    for (i = 0; i < (long) toks[messages].size; i++, m = toks[m].next) {
+
+        if (toks[m].type != NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) {
+            ngx_http_llm_fallback_json_invalid(req,
+                "Invalid type for '%s': expected an object.", "messages", i,
+                NULL, NULL);
+            return;
+        }
+
+        v = ngx_http_llm_fallback_json_get(json, m, "role", 4);
+
+        if (v == NGX_HTTP_LLM_FALLBACK_JSON_NONE) {
+            ngx_http_llm_fallback_json_invalid(req,
+                "Missing required parameter: '%s'.", "messages", i, "role",
+                NULL);
+            return;
+        }
+
+        if (toks[v].type != NGX_HTTP_LLM_FALLBACK_JSON_STRING) {
+            ngx_http_llm_fallback_json_invalid(req,
+                "Invalid type for '%s': expected a string.", "messages", i,
+                "role", NULL);
+            return;
+        }
+
+        v = ngx_http_llm_fallback_json_get(json, m, "content", 7);
+
+        if (v == NGX_HTTP_LLM_FALLBACK_JSON_NONE
+            || toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING
+            || toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_NULL)
+        {
+            continue;
+        }
+
+        if (toks[v].type != NGX_HTTP_LLM_FALLBACK_JSON_ARRAY) {
+            ngx_http_llm_fallback_json_invalid(req,
+                "Invalid type for '%s': expected a string, an array of "
+                "content parts or null.", "messages", i, "content", NULL);
+            return;
+        }
+
+        part = v + 1;
+
+        for (n = toks[v].size; n; n--, part = toks[part].next) {
+            if (toks[part].type != NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) {
+                break;
+            }
+
+            v = ngx_http_llm_fallback_json_get(json, part, "type", 4);
+
+            if (v == NGX_HTTP_LLM_FALLBACK_JSON_NONE
+                || toks[v].type != NGX_HTTP_LLM_FALLBACK_JSON_STRING)
+            {
+                break;
+            }
+        }
+
+        if (n) {
+            ngx_http_llm_fallback_json_invalid(req,
+                "Invalid content part in '%s': expected an object with a "
+                "string 'type'.", "messages", i, "content", NULL);
+            return;
+        }
+    }
+}
+
+
+static int
+ngx_http_llm_fallback_json_types(ngx_http_llm_fallback_json_tok_t *t,
+    unsigned types)
+{
+    switch (t->type) {
+
+    case NGX_HTTP_LLM_FALLBACK_JSON_STRING:
+        return (types & NGX_HTTP_LLM_FALLBACK_JSON_T_STRING) != 0;
+
+    case NGX_HTTP_LLM_FALLBACK_JSON_ARRAY:
+        return (types & NGX_HTTP_LLM_FALLBACK_JSON_T_ARRAY) != 0;
+
+    case NGX_HTTP_LLM_FALLBACK_JSON_OBJECT:
+        return (types & NGX_HTTP_LLM_FALLBACK_JSON_T_OBJECT) != 0;
+
+    case NGX_HTTP_LLM_FALLBACK_JSON_NULL:
+        return (types & NGX_HTTP_LLM_FALLBACK_JSON_T_NULL) != 0;
+
+    case NGX_HTTP_LLM_FALLBACK_JSON_TRUE:
+    case NGX_HTTP_LLM_FALLBACK_JSON_FALSE:
+        return (types & NGX_HTTP_LLM_FALLBACK_JSON_T_BOOL) != 0;
+
+    case NGX_HTTP_LLM_FALLBACK_JSON_INTEGER:
+        return (types & (NGX_HTTP_LLM_FALLBACK_JSON_T_INTEGER
+                         |NGX_HTTP_LLM_FALLBACK_JSON_T_NUMBER))
+               != 0;
+
+    default: /* NGX_HTTP_LLM_FALLBACK_JSON_REAL */
+        return (types & NGX_HTTP_LLM_FALLBACK_JSON_T_NUMBER) != 0;
+    }
+}
+
+
+static void
+ngx_http_llm_fallback_json_invalid(ngx_http_llm_fallback_json_request_t *req,
+    const char *fmt, const char *param, long index, const char *field,
+    const char *expected)
+{
+    req->fmt = fmt;
+    req->param = param;
+    req->index = index;
+    req->field = field;
+    req->expected = expected;
+}
+
+
+/* what parse_response of the openai format needs; the answer parsed */
+
+void
+ngx_http_llm_fallback_json_completion(ngx_http_llm_fallback_json_t *json,
+    ngx_http_llm_fallback_json_completion_t *c)
+{
+    uint32_t                           choices, message, v, usage;
+    ngx_http_llm_fallback_json_tok_t  *toks;
+
+    memset(c, 0, sizeof(ngx_http_llm_fallback_json_completion_t));
+    c->prompt_tokens = -1;
+    c->completion_tokens = -1;
+
+    toks = json->toks;
+
+    choices = ngx_http_llm_fallback_json_get(json, 0, "choices", 7);
+
+    if (choices == NGX_HTTP_LLM_FALLBACK_JSON_NONE
+        || toks[choices].type != NGX_HTTP_LLM_FALLBACK_JSON_ARRAY
+        || toks[choices].size == 0)
+    {
+        return;
+    }
+
+    /* choices[0].message */
+
+    message = ngx_http_llm_fallback_json_get(json, choices + 1, "message", 7);
+
+    if (message == NGX_HTTP_LLM_FALLBACK_JSON_NONE
+        || toks[message].type != NGX_HTTP_LLM_FALLBACK_JSON_OBJECT)
+    {
+        return;
+    }
+
+    v = ngx_http_llm_fallback_json_get(json, message, "content", 7);
+
+    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING) {
+        c->usable = 1;
+    }
+
+    v = ngx_http_llm_fallback_json_get(json, message, "tool_calls", 10);
+
+    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_ARRAY
+        && toks[v].size > 0)
+    {
+        c->usable = 1;
+    }
+
+    v = ngx_http_llm_fallback_json_get(json, message, "refusal", 7);
+
+    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING) {
+        c->usable = 1;
+    }
+
+    if (!c->usable) {
+        return;
+    }
+
+    /* an escape never stands for nothing: raw length 0 is an empty value */
+
+    v = ngx_http_llm_fallback_json_get(json, 0, "model", 5);
+
+    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING
+        && toks[v].len > 0)
+    {
+        c->model = v;
+    }
+
+    v = ngx_http_llm_fallback_json_get(json, 0, "id", 2);
+    c->has_id = (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING);
+
+    v = ngx_http_llm_fallback_json_get(json, 0, "object", 6);
+    c->has_object = (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING
+                     && ngx_http_llm_fallback_json_streq(&toks[v],
+                            "chat.completion", 15));
+
+    v = ngx_http_llm_fallback_json_get(json, 0, "created", 7);
+    c->has_created = (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER);
+
+    usage = ngx_http_llm_fallback_json_get(json, 0, "usage", 5);
+
+    if (usage == NGX_HTTP_LLM_FALLBACK_JSON_NONE) {
+        return;
+    }
+
+    v = ngx_http_llm_fallback_json_get(json, usage, "prompt_tokens", 13);
+
+    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER) {
+        c->prompt_tokens = ngx_http_llm_fallback_json_integer(&toks[v]);
+    }
+
+    v = ngx_http_llm_fallback_json_get(json, usage, "completion_tokens", 17);
+
+    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER) {
+        c->completion_tokens = ngx_http_llm_fallback_json_integer(&toks[v]);
+    }
+}
