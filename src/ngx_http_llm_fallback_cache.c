@@ -653,7 +653,12 @@ ngx_http_llm_fallback_cache_key(ngx_http_request_t *r,
 
     /* a shallow copy: the request itself is left as it is */
 
-    canon = json_copy(ctx->json);
+    canon = ngx_http_llm_fallback_request_json(ctx);
+
+    if (canon) {
+        canon = json_copy(canon);
+    }
+
     if (canon == NULL) {
         return NGX_ERROR;
     }

@@ -145,7 +145,7 @@ ngx_http_llm_fallback_xlat_create_request(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_provider_t *p, ngx_str_t *body,
     ngx_http_llm_fallback_xlat_request_pt translate)
 {
-    json_t                                *out;
+    json_t                                *in, *out;
     ngx_int_t                              rc;
     ngx_str_t                             *m;
     ngx_uint_t                             i;
@@ -170,7 +170,12 @@ ngx_http_llm_fallback_xlat_create_request(ngx_http_llm_fallback_ctx_t *ctx,
     x.model_len = m->len;
     x.max_tokens = p->max_tokens;
 
-    out = translate(ctx->json, &x);
+    in = ngx_http_llm_fallback_request_json(ctx);
+    if (in == NULL) {
+        return NGX_ERROR;
+    }
+
+    out = translate(in, &x);
 
     for (i = 0; i < x.ndropped; i++) {
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,

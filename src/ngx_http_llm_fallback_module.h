@@ -12,6 +12,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <jansson.h>
+#include "ngx_http_llm_fallback_json.h"
 
 
 #define NGX_HTTP_LLM_FALLBACK_MAX_CHAIN        32
@@ -281,6 +282,8 @@ struct ngx_http_llm_fallback_ctx_s {
     ngx_http_request_t               *request;
     ngx_http_llm_fallback_loc_conf_t *conf;
 
+    /* the request parsed by jansson, on first use only: see
+     * ngx_http_llm_fallback_request_json() */
     json_t                           *json;
     ngx_str_t                         body;
     ngx_str_t                         client_model;
@@ -367,6 +370,10 @@ ngx_int_t ngx_http_llm_fallback_filter_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_llm_fallback_is_json(ngx_http_request_t *r);
 ngx_int_t ngx_http_llm_fallback_validate(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_error_t *err);
+json_t *ngx_http_llm_fallback_request_json(ngx_http_llm_fallback_ctx_t *ctx);
+void *ngx_http_llm_fallback_json_palloc(void *pool, size_t size);
+ngx_int_t ngx_http_llm_fallback_json_tok_str(ngx_pool_t *pool,
+    ngx_http_llm_fallback_json_tok_t *tok, ngx_str_t *out);
 
 /* openai.c */
 extern ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_openai;
