@@ -12,8 +12,8 @@
 #   make demo        nginx with the module on 127.0.0.1:8080, fake providers
 #   make demo-stop   stop it
 #   make lint        C style checks (util/lint.sh)
-#   make fuzz        libFuzzer harnesses of the translators, FUZZ_SECONDS
-#                    each (default 60)
+#   make fuzz        libFuzzer harnesses of the JSON scanner and the
+#                    translators, FUZZ_SECONDS each (default 60)
 #   make bench       the module against plain proxy_pass (bench/run.sh)
 #   make bench-callgrind  instructions per request (bench/callgrind.sh)
 #   make clean
@@ -143,7 +143,7 @@ test-asan: deps build-asan
 FUZZ_SECONDS ?= 60
 
 fuzz: deps
-	@echo "=== libFuzzer: each translator for $(FUZZ_SECONDS) s ==="
+	@echo "=== libFuzzer: each harness for $(FUZZ_SECONDS) s ==="
 	bash util/fuzz/run.sh $(FUZZ_SECONDS)
 
 
