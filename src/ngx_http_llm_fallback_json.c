@@ -17,6 +17,11 @@
 #include <string.h>
 #include "ngx_http_llm_fallback_json.h"
 
+#if (defined __SSE2__ && defined __GNUC__)
+#include <emmintrin.h>
+#define NGX_HTTP_LLM_FALLBACK_JSON_SSE2         1
+#endif
+
 
 /* byte classes inside a string */
 #define NGX_HTTP_LLM_FALLBACK_JSON_C_PLAIN      0
@@ -24,12 +29,6 @@
 #define NGX_HTTP_LLM_FALLBACK_JSON_C_ESCAPE     2
 #define NGX_HTTP_LLM_FALLBACK_JSON_C_CONTROL    3
 #define NGX_HTTP_LLM_FALLBACK_JSON_C_UTF8       4
-
-/* what the scanner expects next */
-#define NGX_HTTP_LLM_FALLBACK_JSON_S_VALUE      0
-#define NGX_HTTP_LLM_FALLBACK_JSON_S_FIRST      1
-#define NGX_HTTP_LLM_FALLBACK_JSON_S_KEY        2
-#define NGX_HTTP_LLM_FALLBACK_JSON_S_AFTER      3
 
 /* no open container */
 #define NGX_HTTP_LLM_FALLBACK_JSON_TOP          0xffffffff
@@ -47,24 +46,37 @@
 #define NGX_HTTP_LLM_FALLBACK_JSON_T_NUMBER     0x20
 #define NGX_HTTP_LLM_FALLBACK_JSON_T_INTEGER    0x40
 
+/* without SSE2, SWAR: 8 bytes of a string at a time */
+#define NGX_HTTP_LLM_FALLBACK_JSON_ONES         0x0101010101010101ULL
+#define NGX_HTTP_LLM_FALLBACK_JSON_HIGHS        0x8080808080808080ULL
+
+/* the first special byte of a word is its lowest set bit */
+#if (defined __GNUC__ && defined __BYTE_ORDER__                               \
+     && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+#define NGX_HTTP_LLM_FALLBACK_JSON_CTZ          1
+#endif
+
+/* ' ', '\t', '\n', '\r'; anything above ' ' is not white space */
+#define ngx_http_llm_fallback_json_space(c)                                   \
+    ((c) <= ' ' && ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r'))
+
 #define ngx_http_llm_fallback_json_digit(c)  ((unsigned) ((c) - '0') < 10)
 #define ngx_http_llm_fallback_json_alpha(c)                                   \
     ((unsigned) (((c) | 0x20) - 'a') < 26)
 
 
 typedef struct {
-    const char                       *name;
-    size_t                            len;
     unsigned                          types;
     const char                       *expected;
 } ngx_http_llm_fallback_json_field_t;
 
 
-static ngx_http_llm_fallback_json_tok_t *ngx_http_llm_fallback_json_push(
-    ngx_http_llm_fallback_json_t *json);
+static int ngx_http_llm_fallback_json_grow(ngx_http_llm_fallback_json_t *json);
 static const unsigned char *ngx_http_llm_fallback_json_string(
     const unsigned char *p, const unsigned char *end,
     ngx_http_llm_fallback_json_tok_t *t);
+static const unsigned char *ngx_http_llm_fallback_json_plain(
+    const unsigned char *p, const unsigned char *end);
 static const unsigned char *ngx_http_llm_fallback_json_number(
     ngx_http_llm_fallback_json_t *json, const unsigned char *p,
     const unsigned char *end, ngx_http_llm_fallback_json_tok_t *t,
@@ -77,6 +89,8 @@ static size_t ngx_http_llm_fallback_json_utf8(const unsigned char *p,
     const unsigned char *end);
 static size_t ngx_http_llm_fallback_json_decode(const unsigned char **pp,
     unsigned char *out);
+static int ngx_http_llm_fallback_json_key(ngx_http_llm_fallback_json_tok_t *t,
+    const char *s, size_t len);
 static int ngx_http_llm_fallback_json_types(
     ngx_http_llm_fallback_json_tok_t *t, unsigned types);
 static void ngx_http_llm_fallback_json_invalid(
@@ -110,36 +124,98 @@ static const unsigned char  ngx_http_llm_fallback_json_class[256] = {
 };
 
 
-/* the checked request fields, in the order their errors are reported */
+/*
+ * The request's top-level members looked up: the checked fields first,
+ * in the order their errors are reported, each with its type in
+ * ngx_http_llm_fallback_json_fields[] at the same index.
+ */
+
+static const ngx_http_llm_fallback_json_key_t
+    ngx_http_llm_fallback_json_request_keys[] =
+{
+    { "model", 5 },
+    { "stream", 6 },
+    { "temperature", 11 },
+    { "top_p", 5 },
+    { "max_tokens", 10 },
+    { "max_completion_tokens", 21 },
+    { "tools", 5 },
+    { "stream_options", 14 },
+    { "stop", 4 },
+    { "messages", 8 }
+};
+
+#define NGX_HTTP_LLM_FALLBACK_JSON_R_MODEL            0
+#define NGX_HTTP_LLM_FALLBACK_JSON_R_STREAM           1
+#define NGX_HTTP_LLM_FALLBACK_JSON_R_MAX_TOKENS       4
+#define NGX_HTTP_LLM_FALLBACK_JSON_R_MAX_COMPLETION   5
+#define NGX_HTTP_LLM_FALLBACK_JSON_R_STREAM_OPTIONS   7
+#define NGX_HTTP_LLM_FALLBACK_JSON_R_MESSAGES         9
+#define NGX_HTTP_LLM_FALLBACK_JSON_R_NFIELDS          9
+#define NGX_HTTP_LLM_FALLBACK_JSON_R_NKEYS            10
+
 
 static const ngx_http_llm_fallback_json_field_t
     ngx_http_llm_fallback_json_fields[] =
 {
-    { "model", 5, NGX_HTTP_LLM_FALLBACK_JSON_T_STRING, "a string" },
-    { "stream", 6,
-      NGX_HTTP_LLM_FALLBACK_JSON_T_BOOL|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
+    { NGX_HTTP_LLM_FALLBACK_JSON_T_STRING, "a string" },
+    { NGX_HTTP_LLM_FALLBACK_JSON_T_BOOL|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
       "a boolean" },
-    { "temperature", 11,
-      NGX_HTTP_LLM_FALLBACK_JSON_T_NUMBER|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
+    { NGX_HTTP_LLM_FALLBACK_JSON_T_NUMBER|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
       "a number" },
-    { "top_p", 5,
-      NGX_HTTP_LLM_FALLBACK_JSON_T_NUMBER|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
+    { NGX_HTTP_LLM_FALLBACK_JSON_T_NUMBER|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
       "a number" },
-    { "max_tokens", 10,
-      NGX_HTTP_LLM_FALLBACK_JSON_T_INTEGER|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
+    { NGX_HTTP_LLM_FALLBACK_JSON_T_INTEGER|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
       "an integer" },
-    { "max_completion_tokens", 21,
-      NGX_HTTP_LLM_FALLBACK_JSON_T_INTEGER|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
+    { NGX_HTTP_LLM_FALLBACK_JSON_T_INTEGER|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
       "an integer" },
-    { "tools", 5, NGX_HTTP_LLM_FALLBACK_JSON_T_ARRAY, "an array" },
-    { "stream_options", 14,
-      NGX_HTTP_LLM_FALLBACK_JSON_T_OBJECT|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
+    { NGX_HTTP_LLM_FALLBACK_JSON_T_ARRAY, "an array" },
+    { NGX_HTTP_LLM_FALLBACK_JSON_T_OBJECT|NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
       "an object" },
-    { "stop", 4,
-      NGX_HTTP_LLM_FALLBACK_JSON_T_STRING|NGX_HTTP_LLM_FALLBACK_JSON_T_ARRAY
+    { NGX_HTTP_LLM_FALLBACK_JSON_T_STRING|NGX_HTTP_LLM_FALLBACK_JSON_T_ARRAY
       |NGX_HTTP_LLM_FALLBACK_JSON_T_NULL,
-      "a string, an array of strings or null" },
-    { NULL, 0, 0, NULL }
+      "a string, an array of strings or null" }
+};
+
+
+/* a message's members */
+
+static const ngx_http_llm_fallback_json_key_t
+    ngx_http_llm_fallback_json_message_keys[] =
+{
+    { "role", 4 },
+    { "content", 7 }
+};
+
+
+/* an OpenAI answer's members, its message's and its usage's */
+
+static const ngx_http_llm_fallback_json_key_t
+    ngx_http_llm_fallback_json_answer_keys[] =
+{
+    { "choices", 7 },
+    { "model", 5 },
+    { "id", 2 },
+    { "object", 6 },
+    { "created", 7 },
+    { "usage", 5 }
+};
+
+
+static const ngx_http_llm_fallback_json_key_t
+    ngx_http_llm_fallback_json_reply_keys[] =
+{
+    { "content", 7 },
+    { "tool_calls", 10 },
+    { "refusal", 7 }
+};
+
+
+static const ngx_http_llm_fallback_json_key_t
+    ngx_http_llm_fallback_json_usage_keys[] =
+{
+    { "prompt_tokens", 13 },
+    { "completion_tokens", 17 }
 };
 
 
@@ -153,14 +229,17 @@ ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
     const unsigned char *buf, size_t len,
     ngx_http_llm_fallback_json_alloc_pt alloc, void *data)
 {
-    int                                rc, state;
+    int                                rc, key;
     size_t                             n;
     uint32_t                           parent, depth, up;
-    unsigned char                      close;
     const unsigned char               *p, *end, *q;
     ngx_http_llm_fallback_json_tok_t  *t, *pt;
 
-    n = len / 8 + NGX_HTTP_LLM_FALLBACK_JSON_MIN_TOKENS;
+    if (len > NGX_HTTP_LLM_FALLBACK_JSON_MAX_LEN) {
+        return NGX_HTTP_LLM_FALLBACK_JSON_NOMEM;
+    }
+
+    n = len / 16 + NGX_HTTP_LLM_FALLBACK_JSON_MIN_TOKENS;
 
     if (n > NGX_HTTP_LLM_FALLBACK_JSON_MAX_TOKENS) {
         n = NGX_HTTP_LLM_FALLBACK_JSON_MAX_TOKENS;
@@ -179,8 +258,7 @@ ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
     p = buf;
     end = buf + len;
 
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-    {
+    while (p < end && ngx_http_llm_fallback_json_space(*p)) {
         p++;
     }
 
@@ -190,62 +268,30 @@ ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
         return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
     }
 
+    /* pt: the innermost open container, at index parent */
+
     parent = NGX_HTTP_LLM_FALLBACK_JSON_TOP;
     pt = NULL;
     depth = 0;
-    state = NGX_HTTP_LLM_FALLBACK_JSON_S_VALUE;
+    key = 0;
 
     for ( ;; ) {
 
-        while (p < end
-               && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        {
-            p++;
-        }
+        /* an object member's key and ':' */
 
-        if (state == NGX_HTTP_LLM_FALLBACK_JSON_S_AFTER && pt == NULL) {
-            /* the top-level value is complete: only white space follows */
-            return (p == end) ? NGX_HTTP_LLM_FALLBACK_JSON_OK
-                              : NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
-        }
-
-        if (p == end) {
-            return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
-        }
-
-        switch (state) {
-
-        case NGX_HTTP_LLM_FALLBACK_JSON_S_FIRST:
-
-            close = (pt->type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) ? '}'
-                                                                    : ']';
-            if (*p == close) {
-                p++;
-                goto close;
-            }
-
-            if (pt->type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) {
-                state = NGX_HTTP_LLM_FALLBACK_JSON_S_KEY;
-
-            } else {
-                pt->size++;
-                state = NGX_HTTP_LLM_FALLBACK_JSON_S_VALUE;
-            }
-
-            continue;
-
-        case NGX_HTTP_LLM_FALLBACK_JSON_S_KEY:
-
-            if (*p != '"') {
+        if (key) {
+            if (p == end || *p != '"') {
                 return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
             }
 
-            t = ngx_http_llm_fallback_json_push(json);
-            if (t == NULL) {
+            if (json->ntoks == json->nalloc
+                && ngx_http_llm_fallback_json_grow(json) != 0)
+            {
                 return NGX_HTTP_LLM_FALLBACK_JSON_NOMEM;
             }
 
-            /* the push may have moved the tokens */
+            /* the tokens may have moved */
+            t = &json->toks[json->ntoks++];
             pt = &json->toks[parent];
             pt->size++;
 
@@ -258,9 +304,7 @@ ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
                 return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
             }
 
-            while (p < end
-                   && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-            {
+            while (p < end && ngx_http_llm_fallback_json_space(*p)) {
                 p++;
             }
 
@@ -269,48 +313,25 @@ ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
             }
 
             p++;
-            state = NGX_HTTP_LLM_FALLBACK_JSON_S_VALUE;
-            continue;
 
-        case NGX_HTTP_LLM_FALLBACK_JSON_S_AFTER:
-
-            close = (pt->type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) ? '}'
-                                                                    : ']';
-            if (*p == close) {
+            while (p < end && ngx_http_llm_fallback_json_space(*p)) {
                 p++;
-                goto close;
             }
-
-            if (*p != ',') {
-                return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
-            }
-
-            p++;
-
-            if (pt->type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) {
-                state = NGX_HTTP_LLM_FALLBACK_JSON_S_KEY;
-
-            } else {
-                pt->size++;
-                state = NGX_HTTP_LLM_FALLBACK_JSON_S_VALUE;
-            }
-
-            continue;
-
-        default: /* NGX_HTTP_LLM_FALLBACK_JSON_S_VALUE */
-            break;
         }
 
         /* a value; jansson counts the value itself in its depth */
 
-        if (depth >= NGX_HTTP_LLM_FALLBACK_JSON_MAX_DEPTH) {
+        if (p == end || depth >= NGX_HTTP_LLM_FALLBACK_JSON_MAX_DEPTH) {
             return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
         }
 
-        t = ngx_http_llm_fallback_json_push(json);
-        if (t == NULL) {
+        if (json->ntoks == json->nalloc
+            && ngx_http_llm_fallback_json_grow(json) != 0)
+        {
             return NGX_HTTP_LLM_FALLBACK_JSON_NOMEM;
         }
+
+        t = &json->toks[json->ntoks++];
 
         if (pt) {
             pt = &json->toks[parent];
@@ -321,8 +342,6 @@ ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
         t->size = 0;
         t->escaped = 0;
         t->next = json->ntoks;
-
-        state = NGX_HTTP_LLM_FALLBACK_JSON_S_AFTER;
 
         switch (*p) {
 
@@ -339,7 +358,27 @@ ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
             depth++;
             p++;
 
-            state = NGX_HTTP_LLM_FALLBACK_JSON_S_FIRST;
+            while (p < end && ngx_http_llm_fallback_json_space(*p)) {
+                p++;
+            }
+
+            if (p == end) {
+                return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+            }
+
+            if (*p == (pt->type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT ? '}'
+                                                                     : ']'))
+            {
+                /* empty: closed below */
+                break;
+            }
+
+            key = (pt->type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT);
+
+            if (!key) {
+                pt->size++;
+            }
+
             continue;
 
         case '"':
@@ -350,7 +389,7 @@ ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
                 return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
             }
 
-            continue;
+            break;
 
         case 't':
         case 'f':
@@ -365,13 +404,19 @@ ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
 
             n = q - p;
 
-            if (n == 4 && memcmp(p, "true", 4) == 0) {
+            if (n == 4 && p[0] == 't' && p[1] == 'r' && p[2] == 'u'
+                && p[3] == 'e')
+            {
                 t->type = NGX_HTTP_LLM_FALLBACK_JSON_TRUE;
 
-            } else if (n == 5 && memcmp(p, "false", 5) == 0) {
+            } else if (n == 5 && p[0] == 'f' && p[1] == 'a' && p[2] == 'l'
+                       && p[3] == 's' && p[4] == 'e')
+            {
                 t->type = NGX_HTTP_LLM_FALLBACK_JSON_FALSE;
 
-            } else if (n == 4 && memcmp(p, "null", 4) == 0) {
+            } else if (n == 4 && p[0] == 'n' && p[1] == 'u' && p[2] == 'l'
+                       && p[3] == 'l')
+            {
                 t->type = NGX_HTTP_LLM_FALLBACK_JSON_NULL;
 
             } else {
@@ -380,6 +425,17 @@ ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
 
             t->len = n;
             p = q;
+
+            /*
+             * jansson puts back the byte that ended a number or a literal;
+             * a NUL byte put back is lost (its stream buffer ends at a
+             * NUL), so one NUL right after them is skipped
+             */
+
+            if (p < end && *p == '\0') {
+                p++;
+            }
+
             break;
 
         default:
@@ -392,69 +448,98 @@ ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
                 return rc;
             }
 
+            if (p < end && *p == '\0') {
+                p++;
+            }
+
             break;
         }
 
-        /*
-         * jansson puts back the byte that ended a number or a literal; a
-         * NUL byte put back is lost (its stream buffer ends at a NUL), so
-         * one NUL right after a number or a literal is skipped
-         */
+        /* after a value: a ',' or the ends of containers */
 
-        if (p < end && *p == '\0') {
+        for ( ;; ) {
+
+            while (p < end && ngx_http_llm_fallback_json_space(*p)) {
+                p++;
+            }
+
+            if (pt == NULL) {
+                /* the top-level value is complete */
+                return (p == end) ? NGX_HTTP_LLM_FALLBACK_JSON_OK
+                                  : NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+            }
+
+            if (p == end) {
+                return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+            }
+
+            if (*p == ',') {
+                p++;
+
+                while (p < end && ngx_http_llm_fallback_json_space(*p)) {
+                    p++;
+                }
+
+                key = (pt->type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT);
+
+                if (!key) {
+                    pt->size++;
+                }
+
+                break;
+            }
+
+            if (*p != (pt->type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT ? '}'
+                                                                     : ']'))
+            {
+                return NGX_HTTP_LLM_FALLBACK_JSON_INVALID;
+            }
+
             p++;
+
+            /* the container ends before the next token */
+
+            up = pt->next;
+            pt->next = json->ntoks;
+            parent = up;
+            depth--;
+
+            pt = (parent == NGX_HTTP_LLM_FALLBACK_JSON_TOP)
+                 ? NULL : &json->toks[parent];
         }
-
-        continue;
-
-    close:
-
-        /* the container at "parent" ends before the next token */
-
-        up = pt->next;
-        pt->next = json->ntoks;
-        parent = up;
-        depth--;
-
-        pt = (parent == NGX_HTTP_LLM_FALLBACK_JSON_TOP) ? NULL
-                                                      : &json->toks[parent];
-        state = NGX_HTTP_LLM_FALLBACK_JSON_S_AFTER;
     }
 }
 
 
-static ngx_http_llm_fallback_json_tok_t *
-ngx_http_llm_fallback_json_push(ngx_http_llm_fallback_json_t *json)
+static int
+ngx_http_llm_fallback_json_grow(ngx_http_llm_fallback_json_t *json)
 {
     uint32_t                           n;
     ngx_http_llm_fallback_json_tok_t  *toks;
 
-    if (json->ntoks == json->nalloc) {
+    /* at most 2 GiB of tokens, far more than any body nginx reads */
 
-        /* at most 2 GiB of tokens, far more than any body nginx reads */
-
-        if (json->nalloc
-            > 0x7fffffff / sizeof(ngx_http_llm_fallback_json_tok_t) / 2)
-        {
-            return NULL;
-        }
-
-        n = json->nalloc * 2;
-
-        toks = json->alloc(json->data,
-                           n * sizeof(ngx_http_llm_fallback_json_tok_t));
-        if (toks == NULL) {
-            return NULL;
-        }
-
-        memcpy(toks, json->toks,
-               json->ntoks * sizeof(ngx_http_llm_fallback_json_tok_t));
-
-        json->toks = toks;
-        json->nalloc = n;
+    if (json->nalloc
+        > 0x7fffffff / sizeof(ngx_http_llm_fallback_json_tok_t) / 2)
+    {
+        return -1;
     }
 
-    return &json->toks[json->ntoks++];
+    n = json->nalloc * 2;
+
+    toks = json->alloc(json->data,
+                       n * sizeof(ngx_http_llm_fallback_json_tok_t));
+    if (toks == NULL) {
+        return -1;
+    }
+
+    memcpy(toks, json->toks,
+           json->ntoks * sizeof(ngx_http_llm_fallback_json_tok_t));
+
+    json->toks = toks;
+    json->nalloc = n;
+
+    return 0;
 }
 
 
@@ -471,6 +556,8 @@ ngx_http_llm_fallback_json_string(const unsigned char *p,
     t->escaped = 0;
 
     for ( ;; ) {
+
+        p = ngx_http_llm_fallback_json_plain(p, end);
 
         while (p < end && ngx_http_llm_fallback_json_class[*p] == 0) {
             p++;
@@ -547,6 +634,80 @@ ngx_http_llm_fallback_json_string(const unsigned char *p,
             return NULL;
         }
     }
+}
+
+
+/*
+ * Skips bytes that stand for themselves in a string, many at a time:
+ * stops at or before the first '"', '\\', control character or non-ASCII
+ * byte, or a few bytes before the end.
+ */
+
+static const unsigned char *
+ngx_http_llm_fallback_json_plain(const unsigned char *p,
+    const unsigned char *end)
+{
+#if (NGX_HTTP_LLM_FALLBACK_JSON_SSE2)
+
+    int      m;
+    __m128i  x, quote, backslash, space;
+
+    quote = _mm_set1_epi8('"');
+    backslash = _mm_set1_epi8('\\');
+    space = _mm_set1_epi8(' ');
+
+    while (end - p >= 16) {
+        x = _mm_loadu_si128((const __m128i *) p);
+
+        /* a signed compare: a byte >= 0x80 is below ' ' too */
+
+        m = _mm_movemask_epi8(_mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                             _mm_cmpeq_epi8(x, backslash)),
+                _mm_cmplt_epi8(x, space)));
+
+        if (m) {
+            return p + __builtin_ctz(m);
+        }
+
+        p += 16;
+    }
+
+#else
+
+    uint64_t  w, q, b, m;
+
+    /*
+     * tests for a zero byte (after the XOR) and for a byte below 0x20
+     * that never miss one, and whose lowest flag is exact (a borrow only
+     * runs upwards)
+     */
+
+    while (end - p >= 8) {
+        memcpy(&w, p, 8);
+
+        q = w ^ (NGX_HTTP_LLM_FALLBACK_JSON_ONES * '"');
+        b = w ^ (NGX_HTTP_LLM_FALLBACK_JSON_ONES * '\\');
+
+        m = (((q - NGX_HTTP_LLM_FALLBACK_JSON_ONES) & ~q)
+             | ((b - NGX_HTTP_LLM_FALLBACK_JSON_ONES) & ~b)
+             | ((w - NGX_HTTP_LLM_FALLBACK_JSON_ONES * 0x20) & ~w)
+             | w)
+            & NGX_HTTP_LLM_FALLBACK_JSON_HIGHS;
+
+        if (m) {
+#if (NGX_HTTP_LLM_FALLBACK_JSON_CTZ)
+            p += __builtin_ctzll(m) >> 3;
+#endif
+            break;
+        }
+
+        p += 8;
+    }
+
+#endif
+
+    return p;
 }
 
 
@@ -868,27 +1029,71 @@ uint32_t
 ngx_http_llm_fallback_json_get(ngx_http_llm_fallback_json_t *json,
     uint32_t obj, const char *key, size_t len)
 {
-    uint32_t                           i, n, found;
+    uint32_t                          found;
+    ngx_http_llm_fallback_json_key_t  k;
+
+    k.name = key;
+    k.len = len;
+
+    ngx_http_llm_fallback_json_lookup(json, obj, &k, 1, &found);
+
+    return found;
+}
+
+
+/*
+ * Several members of an object in one pass: found[i] is the value of the
+ * last member named keys[i], or NONE.
+ */
+
+void
+ngx_http_llm_fallback_json_lookup(ngx_http_llm_fallback_json_t *json,
+    uint32_t obj, const ngx_http_llm_fallback_json_key_t *keys,
+    uint32_t nkeys, uint32_t *found)
+{
+    uint32_t                           i, k, n;
     ngx_http_llm_fallback_json_tok_t  *toks;
+
+    for (k = 0; k < nkeys; k++) {
+        found[k] = NGX_HTTP_LLM_FALLBACK_JSON_NONE;
+    }
 
     toks = json->toks;
 
     if (toks[obj].type != NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) {
-        return NGX_HTTP_LLM_FALLBACK_JSON_NONE;
+        return;
     }
 
-    found = NGX_HTTP_LLM_FALLBACK_JSON_NONE;
     i = obj + 1;
 
     for (n = toks[obj].size; n; n--) {
-        if (ngx_http_llm_fallback_json_streq(&toks[i], key, len)) {
-            found = i + 1;
+
+        for (k = 0; k < nkeys; k++) {
+            if (ngx_http_llm_fallback_json_key(&toks[i], keys[k].name,
+                                               keys[k].len))
+            {
+                found[k] = i + 1;
+                break;
+            }
         }
 
         i = toks[i + 1].next;
     }
+}
 
-    return found;
+
+static int
+ngx_http_llm_fallback_json_key(ngx_http_llm_fallback_json_tok_t *t,
+    const char *s, size_t len)
+{
+    if (!t->escaped) {
+        return t->len == len
+               && (len == 0
+                   || (t->start[0] == (unsigned char) s[0]
+                       && memcmp(t->start + 1, s + 1, len - 1) == 0));
+    }
+
+    return ngx_http_llm_fallback_json_streq(t, s, len);
 }
 
 
@@ -1080,9 +1285,9 @@ void
 ngx_http_llm_fallback_json_request(ngx_http_llm_fallback_json_t *json,
     ngx_http_llm_fallback_json_request_t *req)
 {
-    uint32_t                                   v, so;
-    ngx_http_llm_fallback_json_tok_t          *toks;
-    const ngx_http_llm_fallback_json_field_t  *f;
+    uint32_t                           i, v,
+                                       f[NGX_HTTP_LLM_FALLBACK_JSON_R_NKEYS];
+    ngx_http_llm_fallback_json_tok_t  *toks;
 
     memset(req, 0, sizeof(ngx_http_llm_fallback_json_request_t));
     req->index = -1;
@@ -1095,18 +1300,24 @@ ngx_http_llm_fallback_json_request(ngx_http_llm_fallback_json_t *json,
         return;
     }
 
-    for (f = ngx_http_llm_fallback_json_fields; f->name; f++) {
-        v = ngx_http_llm_fallback_json_get(json, 0, f->name, f->len);
+    ngx_http_llm_fallback_json_lookup(json, 0,
+                                      ngx_http_llm_fallback_json_request_keys,
+                                      NGX_HTTP_LLM_FALLBACK_JSON_R_NKEYS, f);
 
-        if (v && !ngx_http_llm_fallback_json_types(&toks[v], f->types)) {
+    for (i = 0; i < NGX_HTTP_LLM_FALLBACK_JSON_R_NFIELDS; i++) {
+        if (f[i]
+            && !ngx_http_llm_fallback_json_types(&toks[f[i]],
+                                   ngx_http_llm_fallback_json_fields[i].types))
+        {
             ngx_http_llm_fallback_json_invalid(req,
-                "Invalid type for '%s': expected %s.", f->name, -1, NULL,
-                f->expected);
+                "Invalid type for '%s': expected %s.",
+                ngx_http_llm_fallback_json_request_keys[i].name, -1, NULL,
+                ngx_http_llm_fallback_json_fields[i].expected);
             return;
         }
     }
 
-    v = ngx_http_llm_fallback_json_get(json, 0, "max_tokens", 10);
+    v = f[NGX_HTTP_LLM_FALLBACK_JSON_R_MAX_TOKENS];
 
     if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER
         && ngx_http_llm_fallback_json_integer(&toks[v]) < 1)
@@ -1117,7 +1328,7 @@ ngx_http_llm_fallback_json_request(ngx_http_llm_fallback_json_t *json,
         return;
     }
 
-    v = ngx_http_llm_fallback_json_get(json, 0, "max_completion_tokens", 21);
+    v = f[NGX_HTTP_LLM_FALLBACK_JSON_R_MAX_COMPLETION];
 
     if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER
         && ngx_http_llm_fallback_json_integer(&toks[v]) < 1)
@@ -1129,19 +1340,16 @@ ngx_http_llm_fallback_json_request(ngx_http_llm_fallback_json_t *json,
         return;
     }
 
-    v = ngx_http_llm_fallback_json_get(json, 0, "model", 5);
+    /* checked: a string if present */
+    req->model = f[NGX_HTTP_LLM_FALLBACK_JSON_R_MODEL];
 
-    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING) {
-        req->model = v;
-    }
-
-    v = ngx_http_llm_fallback_json_get(json, 0, "stream", 6);
+    v = f[NGX_HTTP_LLM_FALLBACK_JSON_R_STREAM];
     req->stream = (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_TRUE);
 
-    so = ngx_http_llm_fallback_json_get(json, 0, "stream_options", 14);
+    v = f[NGX_HTTP_LLM_FALLBACK_JSON_R_STREAM_OPTIONS];
 
-    if (so && toks[so].type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) {
-        v = ngx_http_llm_fallback_json_get(json, so, "include_usage", 13);
+    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT) {
+        v = ngx_http_llm_fallback_json_get(json, v, "include_usage", 13);
 
         if (v && toks[v].type != NGX_HTTP_LLM_FALLBACK_JSON_TRUE
             && toks[v].type != NGX_HTTP_LLM_FALLBACK_JSON_FALSE)
@@ -1157,7 +1365,7 @@ ngx_http_llm_fallback_json_request(ngx_http_llm_fallback_json_t *json,
                                  == NGX_HTTP_LLM_FALLBACK_JSON_TRUE);
     }
 
-    v = ngx_http_llm_fallback_json_get(json, 0, "messages", 8);
+    v = f[NGX_HTTP_LLM_FALLBACK_JSON_R_MESSAGES];
 
     if (v == NGX_HTTP_LLM_FALLBACK_JSON_NONE) {
         ngx_http_llm_fallback_json_invalid(req,
@@ -1174,7 +1382,7 @@ ngx_http_llm_fallback_json_messages(ngx_http_llm_fallback_json_t *json,
     uint32_t messages, ngx_http_llm_fallback_json_request_t *req)
 {
     long                               i;
-    uint32_t                           m, v, part, n;
+    uint32_t                           m, v, part, n, f[2];
     ngx_http_llm_fallback_json_tok_t  *toks;
 
     toks = json->toks;
@@ -1204,7 +1412,10 @@ ngx_http_llm_fallback_json_messages(ngx_http_llm_fallback_json_t *json,
             return;
         }
 
-        v = ngx_http_llm_fallback_json_get(json, m, "role", 4);
+        ngx_http_llm_fallback_json_lookup(json, m,
+                                      ngx_http_llm_fallback_json_message_keys,
+                                      2, f);
+        v = f[0];
 
         if (v == NGX_HTTP_LLM_FALLBACK_JSON_NONE) {
             ngx_http_llm_fallback_json_invalid(req,
@@ -1220,7 +1431,7 @@ ngx_http_llm_fallback_json_messages(ngx_http_llm_fallback_json_t *json,
             return;
         }
 
-        v = ngx_http_llm_fallback_json_get(json, m, "content", 7);
+        v = f[1];
 
         if (v == NGX_HTTP_LLM_FALLBACK_JSON_NONE
             || toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING
@@ -1314,7 +1525,7 @@ void
 ngx_http_llm_fallback_json_completion(ngx_http_llm_fallback_json_t *json,
     ngx_http_llm_fallback_json_completion_t *c)
 {
-    uint32_t                           choices, message, v, usage;
+    uint32_t                           v, f[6], m[3], u[2];
     ngx_http_llm_fallback_json_tok_t  *toks;
 
     memset(c, 0, sizeof(ngx_http_llm_fallback_json_completion_t));
@@ -1323,44 +1534,40 @@ ngx_http_llm_fallback_json_completion(ngx_http_llm_fallback_json_t *json,
 
     toks = json->toks;
 
-    choices = ngx_http_llm_fallback_json_get(json, 0, "choices", 7);
+    /* choices, model, id, object, created, usage */
 
-    if (choices == NGX_HTTP_LLM_FALLBACK_JSON_NONE
-        || toks[choices].type != NGX_HTTP_LLM_FALLBACK_JSON_ARRAY
-        || toks[choices].size == 0)
+    ngx_http_llm_fallback_json_lookup(json, 0,
+                                      ngx_http_llm_fallback_json_answer_keys,
+                                      6, f);
+    v = f[0];
+
+    if (v == NGX_HTTP_LLM_FALLBACK_JSON_NONE
+        || toks[v].type != NGX_HTTP_LLM_FALLBACK_JSON_ARRAY
+        || toks[v].size == 0)
     {
         return;
     }
 
-    /* choices[0].message */
+    /* choices[0].message: content, tool_calls, refusal */
 
-    message = ngx_http_llm_fallback_json_get(json, choices + 1, "message", 7);
+    v = ngx_http_llm_fallback_json_get(json, v + 1, "message", 7);
 
-    if (message == NGX_HTTP_LLM_FALLBACK_JSON_NONE
-        || toks[message].type != NGX_HTTP_LLM_FALLBACK_JSON_OBJECT)
+    if (v == NGX_HTTP_LLM_FALLBACK_JSON_NONE
+        || toks[v].type != NGX_HTTP_LLM_FALLBACK_JSON_OBJECT)
     {
         return;
     }
 
-    v = ngx_http_llm_fallback_json_get(json, message, "content", 7);
+    ngx_http_llm_fallback_json_lookup(json, v,
+                                      ngx_http_llm_fallback_json_reply_keys,
+                                      3, m);
 
-    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING) {
-        c->usable = 1;
-    }
-
-    v = ngx_http_llm_fallback_json_get(json, message, "tool_calls", 10);
-
-    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_ARRAY
-        && toks[v].size > 0)
-    {
-        c->usable = 1;
-    }
-
-    v = ngx_http_llm_fallback_json_get(json, message, "refusal", 7);
-
-    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING) {
-        c->usable = 1;
-    }
+    c->usable = (m[0] && toks[m[0]].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING)
+                || (m[1]
+                    && toks[m[1]].type == NGX_HTTP_LLM_FALLBACK_JSON_ARRAY
+                    && toks[m[1]].size > 0)
+                || (m[2]
+                    && toks[m[2]].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING);
 
     if (!c->usable) {
         return;
@@ -1368,7 +1575,7 @@ ngx_http_llm_fallback_json_completion(ngx_http_llm_fallback_json_t *json,
 
     /* an escape never stands for nothing: raw length 0 is an empty value */
 
-    v = ngx_http_llm_fallback_json_get(json, 0, "model", 5);
+    v = f[1];
 
     if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING
         && toks[v].len > 0)
@@ -1376,32 +1583,32 @@ ngx_http_llm_fallback_json_completion(ngx_http_llm_fallback_json_t *json,
         c->model = v;
     }
 
-    v = ngx_http_llm_fallback_json_get(json, 0, "id", 2);
+    v = f[2];
     c->has_id = (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING);
 
-    v = ngx_http_llm_fallback_json_get(json, 0, "object", 6);
+    v = f[3];
     c->has_object = (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING
                      && ngx_http_llm_fallback_json_streq(&toks[v],
                             "chat.completion", 15));
 
-    v = ngx_http_llm_fallback_json_get(json, 0, "created", 7);
+    v = f[4];
     c->has_created = (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER);
 
-    usage = ngx_http_llm_fallback_json_get(json, 0, "usage", 5);
+    /* usage: prompt_tokens, completion_tokens; NONE is the root's index */
 
-    if (usage == NGX_HTTP_LLM_FALLBACK_JSON_NONE) {
+    if (f[5] == NGX_HTTP_LLM_FALLBACK_JSON_NONE) {
         return;
     }
 
-    v = ngx_http_llm_fallback_json_get(json, usage, "prompt_tokens", 13);
+    ngx_http_llm_fallback_json_lookup(json, f[5],
+                                      ngx_http_llm_fallback_json_usage_keys,
+                                      2, u);
 
-    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER) {
-        c->prompt_tokens = ngx_http_llm_fallback_json_integer(&toks[v]);
+    if (u[0] && toks[u[0]].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER) {
+        c->prompt_tokens = ngx_http_llm_fallback_json_integer(&toks[u[0]]);
     }
 
-    v = ngx_http_llm_fallback_json_get(json, usage, "completion_tokens", 17);
-
-    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER) {
-        c->completion_tokens = ngx_http_llm_fallback_json_integer(&toks[v]);
+    if (u[1] && toks[u[1]].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER) {
+        c->completion_tokens = ngx_http_llm_fallback_json_integer(&toks[u[1]]);
     }
 }

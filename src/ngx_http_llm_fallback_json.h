@@ -53,6 +53,9 @@
 /* no such token: the root is index 0 and never a member */
 #define NGX_HTTP_LLM_FALLBACK_JSON_NONE         0
 
+/* token offsets are 32-bit: larger bodies are refused as _NOMEM */
+#define NGX_HTTP_LLM_FALLBACK_JSON_MAX_LEN      0xfffffffe
+
 
 typedef void *(*ngx_http_llm_fallback_json_alloc_pt)(void *data, size_t size);
 
@@ -60,7 +63,7 @@ typedef void *(*ngx_http_llm_fallback_json_alloc_pt)(void *data, size_t size);
 typedef struct {
     /* strings: the raw bytes between the quotes */
     const unsigned char              *start;
-    size_t                            len;
+    uint32_t                          len;
     /* the index of the token after this value and all it contains */
     uint32_t                          next;
     /* objects: members (duplicates included); arrays: elements */
@@ -69,6 +72,12 @@ typedef struct {
     /* a string with backslash escapes */
     unsigned char                     escaped;
 } ngx_http_llm_fallback_json_tok_t;
+
+
+typedef struct {
+    const char                       *name;
+    size_t                            len;
+} ngx_http_llm_fallback_json_key_t;
 
 
 typedef struct {
@@ -122,6 +131,9 @@ int ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
     ngx_http_llm_fallback_json_alloc_pt alloc, void *data);
 uint32_t ngx_http_llm_fallback_json_get(ngx_http_llm_fallback_json_t *json,
     uint32_t obj, const char *key, size_t len);
+void ngx_http_llm_fallback_json_lookup(ngx_http_llm_fallback_json_t *json,
+    uint32_t obj, const ngx_http_llm_fallback_json_key_t *keys,
+    uint32_t nkeys, uint32_t *found);
 int ngx_http_llm_fallback_json_streq(ngx_http_llm_fallback_json_tok_t *tok,
     const char *s, size_t len);
 size_t ngx_http_llm_fallback_json_unescape(
