@@ -217,14 +217,12 @@ ngx_http_llm_fallback_xlat_parse_response(ngx_http_llm_fallback_ctx_t *ctx,
     u_char                                  id[24];
     json_t                                 *root, *out, *model;
     ngx_str_t                              *m;
-    json_error_t                            jerr;
     ngx_http_llm_fallback_xlat_response_t   x;
 
-    root = json_loadb((char *) body->data, body->len, 0, &jerr);
+    root = ngx_http_llm_fallback_json_load(ctx->request->pool, body);
     if (root == NULL) {
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
-                       "llm fallback: \"%V\" answer is not JSON: %s",
-                       &p->name, jerr.text);
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                       "llm fallback: \"%V\" answer is not JSON", &p->name);
         return NGX_DECLINED;
     }
 
@@ -274,10 +272,9 @@ static json_t *
 ngx_http_llm_fallback_xlat_parse_error(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_str_t *body, ngx_http_llm_fallback_xlat_error_pt translate)
 {
-    json_t        *root, *error;
-    json_error_t   jerr;
+    json_t  *root, *error;
 
-    root = json_loadb((char *) body->data, body->len, 0, &jerr);
+    root = ngx_http_llm_fallback_json_load(ctx->request->pool, body);
     if (root == NULL) {
         return NULL;
     }

@@ -6,8 +6,8 @@
 
 /*
  * The hot path's JSON scanner, the request validation and the check of
- * an OpenAI answer on it.  Pure: libc only (see
- * ngx_http_llm_fallback_json.h).
+ * an OpenAI answer on it, the jansson tree from its tokens.  Pure: libc
+ * and jansson only (see ngx_http_llm_fallback_json.h).
  */
 
 
@@ -71,6 +71,15 @@ typedef struct {
 } ngx_http_llm_fallback_json_field_t;
 
 
+/* an open container while a tree is built */
+typedef struct {
+    json_t                           *value;
+    uint32_t                          end;
+    /* an object expects a member's key next */
+    unsigned                          key:1;
+} ngx_http_llm_fallback_json_frame_t;
+
+
 static int ngx_http_llm_fallback_json_grow(ngx_http_llm_fallback_json_t *json);
 static const unsigned char *ngx_http_llm_fallback_json_string(
     const unsigned char *p, const unsigned char *end,
@@ -91,6 +100,11 @@ static size_t ngx_http_llm_fallback_json_decode(const unsigned char **pp,
     unsigned char *out);
 static int ngx_http_llm_fallback_json_key(ngx_http_llm_fallback_json_tok_t *t,
     const char *s, size_t len);
+static json_t *ngx_http_llm_fallback_json_scalar(
+    ngx_http_llm_fallback_json_t *json, ngx_http_llm_fallback_json_tok_t *t);
+static const char *ngx_http_llm_fallback_json_text(
+    ngx_http_llm_fallback_json_t *json, ngx_http_llm_fallback_json_tok_t *t,
+    size_t *len);
 static int ngx_http_llm_fallback_json_types(
     ngx_http_llm_fallback_json_tok_t *t, unsigned types);
 static void ngx_http_llm_fallback_json_invalid(
@@ -249,6 +263,7 @@ ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
     json->data = data;
     json->ntoks = 0;
     json->nalloc = (uint32_t) n;
+    json->depth = 0;
 
     json->toks = alloc(data, n * sizeof(ngx_http_llm_fallback_json_tok_t));
     if (json->toks == NULL) {
@@ -357,6 +372,10 @@ ngx_http_llm_fallback_json_parse(ngx_http_llm_fallback_json_t *json,
             pt = t;
             depth++;
             p++;
+
+            if (depth > json->depth) {
+                json->depth = depth;
+            }
 
             while (p < end && ngx_http_llm_fallback_json_space(*p)) {
                 p++;
@@ -1273,6 +1292,188 @@ ngx_http_llm_fallback_json_integer(ngx_http_llm_fallback_json_tok_t *tok)
     }
 
     return (int64_t) v;
+}
+
+
+/*
+ * The tree json_loadb() would build from the same bytes: the same
+ * values, the same member order (a duplicate key replaces the value in
+ * place, as jansson's parser does with the same call), without lexing
+ * the bytes again.  Iterative; NULL on no memory.
+ */
+
+json_t *
+ngx_http_llm_fallback_json_tree(ngx_http_llm_fallback_json_t *json)
+{
+    size_t                               n, klen;
+    json_t                              *root, *v;
+    uint32_t                             i, sp;
+    const char                          *key;
+    ngx_http_llm_fallback_json_tok_t    *t;
+    ngx_http_llm_fallback_json_frame_t  *stack, *top;
+
+    n = (json->depth + 1) * sizeof(ngx_http_llm_fallback_json_frame_t);
+
+    stack = json->alloc(json->data, n);
+    if (stack == NULL) {
+        return NULL;
+    }
+
+    root = NULL;
+    key = NULL;
+    klen = 0;
+    sp = 0;
+
+    for (i = 0; i < json->ntoks; /* void */ ) {
+
+        t = &json->toks[i];
+        top = sp ? &stack[sp - 1] : NULL;
+
+        if (top && top->key) {
+            /* a member's key, kept until its value is built */
+
+            key = ngx_http_llm_fallback_json_text(json, t, &klen);
+            if (key == NULL) {
+                goto failed;
+            }
+
+            top->key = 0;
+            i++;
+            continue;
+        }
+
+        switch (t->type) {
+
+        case NGX_HTTP_LLM_FALLBACK_JSON_OBJECT:
+            v = json_object();
+            break;
+
+        case NGX_HTTP_LLM_FALLBACK_JSON_ARRAY:
+            v = json_array();
+            break;
+
+        default:
+            v = ngx_http_llm_fallback_json_scalar(json, t);
+            break;
+        }
+
+        if (v == NULL) {
+            goto failed;
+        }
+
+        /* the *_new() calls release the value when they fail */
+
+        if (top == NULL) {
+            root = v;
+
+        } else if (json_is_object(top->value)) {
+            if (json_object_setn_new_nocheck(top->value, key, klen, v) != 0) {
+                goto failed;
+            }
+
+            top->key = 1;
+
+        } else if (json_array_append_new(top->value, v) != 0) {
+            goto failed;
+        }
+
+        i++;
+
+        if (t->type == NGX_HTTP_LLM_FALLBACK_JSON_OBJECT
+            || t->type == NGX_HTTP_LLM_FALLBACK_JSON_ARRAY)
+        {
+            stack[sp].value = v;
+            stack[sp].end = t->next;
+            stack[sp].key = json_is_object(v);
+            sp++;
+        }
+
+        /* the containers that end here */
+
+        while (sp && stack[sp - 1].end == i) {
+            sp--;
+        }
+    }
+
+    return root;
+
+failed:
+
+    json_decref(root);
+
+    return NULL;
+}
+
+
+static json_t *
+ngx_http_llm_fallback_json_scalar(ngx_http_llm_fallback_json_t *json,
+    ngx_http_llm_fallback_json_tok_t *t)
+{
+    char        *s, buf[64];
+    size_t       len;
+    const char  *text;
+
+    switch (t->type) {
+
+    case NGX_HTTP_LLM_FALLBACK_JSON_STRING:
+        text = ngx_http_llm_fallback_json_text(json, t, &len);
+        return text ? json_stringn_nocheck(text, len) : NULL;
+
+    case NGX_HTTP_LLM_FALLBACK_JSON_INTEGER:
+        return json_integer(ngx_http_llm_fallback_json_integer(t));
+
+    case NGX_HTTP_LLM_FALLBACK_JSON_REAL:
+
+        /* strtod(), as jansson; the scanner checked that it is finite */
+
+        if (t->len < sizeof(buf)) {
+            s = buf;
+
+        } else {
+            s = json->alloc(json->data, t->len + 1);
+            if (s == NULL) {
+                return NULL;
+            }
+        }
+
+        memcpy(s, t->start, t->len);
+        s[t->len] = '\0';
+
+        return json_real(strtod(s, NULL));
+
+    case NGX_HTTP_LLM_FALLBACK_JSON_TRUE:
+        return json_true();
+
+    case NGX_HTTP_LLM_FALLBACK_JSON_FALSE:
+        return json_false();
+
+    default: /* NGX_HTTP_LLM_FALLBACK_JSON_NULL */
+        return json_null();
+    }
+}
+
+
+/* a string token's value: in place without escapes, else unescaped */
+
+static const char *
+ngx_http_llm_fallback_json_text(ngx_http_llm_fallback_json_t *json,
+    ngx_http_llm_fallback_json_tok_t *t, size_t *len)
+{
+    unsigned char  *d;
+
+    if (!t->escaped) {
+        *len = t->len;
+        return (const char *) t->start;
+    }
+
+    d = json->alloc(json->data, t->len);
+    if (d == NULL) {
+        return NULL;
+    }
+
+    *len = ngx_http_llm_fallback_json_unescape(t, d);
+
+    return (const char *) d;
 }
 
 

@@ -24,13 +24,16 @@
  * input, unescaped only on demand.
  *
  * The request validation and the check of an OpenAI answer are built on
- * it here too.  Pure C: libc only, never nginx, so that the libFuzzer
- * harness in util/fuzz/ builds it alone and compares it with jansson.
+ * it here too, and a jansson tree, the one json_loadb() would build,
+ * for the code that needs one.  Pure C: libc and jansson only, never
+ * nginx, so that the libFuzzer harness in util/fuzz/ builds it alone
+ * and compares it with jansson.
  */
 
 
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 
 
 /* jansson's JSON_PARSER_MAX_DEPTH: a value's depth counts itself */
@@ -84,6 +87,8 @@ typedef struct {
     ngx_http_llm_fallback_json_tok_t *toks;
     uint32_t                          ntoks;
     uint32_t                          nalloc;
+    /* the deepest nesting of containers */
+    uint32_t                          depth;
     ngx_http_llm_fallback_json_alloc_pt  alloc;
     void                             *data;
 } ngx_http_llm_fallback_json_t;
@@ -140,6 +145,7 @@ size_t ngx_http_llm_fallback_json_unescape(
     ngx_http_llm_fallback_json_tok_t *tok, unsigned char *dst);
 int64_t ngx_http_llm_fallback_json_integer(
     ngx_http_llm_fallback_json_tok_t *tok);
+json_t *ngx_http_llm_fallback_json_tree(ngx_http_llm_fallback_json_t *json);
 
 void ngx_http_llm_fallback_json_request(ngx_http_llm_fallback_json_t *json,
     ngx_http_llm_fallback_json_request_t *req);

@@ -282,8 +282,9 @@ struct ngx_http_llm_fallback_ctx_s {
     ngx_http_request_t               *request;
     ngx_http_llm_fallback_loc_conf_t *conf;
 
-    /* the request parsed by jansson, on first use only: see
-     * ngx_http_llm_fallback_request_json() */
+    /* the request's tokens; its jansson tree, built on first use only:
+     * see ngx_http_llm_fallback_request_json() */
+    ngx_http_llm_fallback_json_t      scan;
     json_t                           *json;
     ngx_str_t                         body;
     ngx_str_t                         client_model;
@@ -371,6 +372,7 @@ ngx_int_t ngx_http_llm_fallback_is_json(ngx_http_request_t *r);
 ngx_int_t ngx_http_llm_fallback_validate(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_error_t *err);
 json_t *ngx_http_llm_fallback_request_json(ngx_http_llm_fallback_ctx_t *ctx);
+json_t *ngx_http_llm_fallback_json_load(ngx_pool_t *pool, ngx_str_t *body);
 void *ngx_http_llm_fallback_json_palloc(void *pool, size_t size);
 ngx_int_t ngx_http_llm_fallback_json_tok_str(ngx_pool_t *pool,
     ngx_http_llm_fallback_json_tok_t *tok, ngx_str_t *out);

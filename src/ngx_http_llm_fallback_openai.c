@@ -161,12 +161,11 @@ ngx_http_llm_fallback_openai_complete(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_provider_t *p, ngx_str_t *body,
     ngx_http_llm_fallback_result_t *res)
 {
-    u_char        id[sizeof("chatcmpl-") - 1 + 24];
-    json_t       *root, *v;
-    ngx_str_t    *m;
-    json_error_t  jerr;
+    u_char      id[sizeof("chatcmpl-") - 1 + 24];
+    json_t     *root, *v;
+    ngx_str_t  *m;
 
-    root = json_loadb((char *) body->data, body->len, 0, &jerr);
+    root = ngx_http_llm_fallback_json_load(ctx->request->pool, body);
     if (root == NULL) {
         return NGX_ERROR;
     }
@@ -237,10 +236,9 @@ static json_t *
 ngx_http_llm_fallback_openai_parse_error(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_str_t *body)
 {
-    json_t        *root, *error;
-    json_error_t   jerr;
+    json_t  *root, *error;
 
-    root = json_loadb((char *) body->data, body->len, 0, &jerr);
+    root = ngx_http_llm_fallback_json_load(ctx->request->pool, body);
     if (root == NULL) {
         return NULL;
     }

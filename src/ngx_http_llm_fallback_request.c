@@ -70,10 +70,12 @@ ngx_http_llm_fallback_validate(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_error_t *err)
 {
     int                                    rc;
-    ngx_http_llm_fallback_json_t           json;
+    ngx_http_llm_fallback_json_t          *json;
     ngx_http_llm_fallback_json_request_t   req;
 
-    rc = ngx_http_llm_fallback_json_parse(&json, ctx->body.data,
+    json = &ctx->scan;
+
+    rc = ngx_http_llm_fallback_json_parse(json, ctx->body.data,
                                           ctx->body.len,
                                           ngx_http_llm_fallback_json_palloc,
                                           ctx->request->pool);
@@ -86,7 +88,7 @@ ngx_http_llm_fallback_validate(ngx_http_llm_fallback_ctx_t *ctx,
         return ngx_http_llm_fallback_unparsable(ctx, err);
     }
 
-    ngx_http_llm_fallback_json_request(&json, &req);
+    ngx_http_llm_fallback_json_request(json, &req);
 
     if (req.fmt) {
         return ngx_http_llm_fallback_invalid(ctx, err, req.fmt, req.param,
@@ -96,7 +98,7 @@ ngx_http_llm_fallback_validate(ngx_http_llm_fallback_ctx_t *ctx,
 
     if (req.model
         && ngx_http_llm_fallback_json_tok_str(ctx->request->pool,
-                                              &json.toks[req.model],
+                                              &json->toks[req.model],
                                               &ctx->client_model)
            != NGX_OK)
     {
@@ -158,26 +160,21 @@ ngx_http_llm_fallback_unparsable(ngx_http_llm_fallback_ctx_t *ctx,
 
 
 /*
- * The request as a jansson tree, parsed on first use: the cache key,
- * the translators and a changed model need it, pass-through does not.
- * NULL on no memory.
+ * The request as a jansson tree, built from the validation's tokens on
+ * first use: the cache key, the translators and a changed model need
+ * it, pass-through does not.  NULL on no memory.
  */
 
 json_t *
 ngx_http_llm_fallback_request_json(ngx_http_llm_fallback_ctx_t *ctx)
 {
-    json_error_t  jerr;
-
     if (ctx->json) {
         return ctx->json;
     }
 
-    ctx->json = json_loadb((char *) ctx->body.data, ctx->body.len, 0, &jerr);
+    ctx->json = ngx_http_llm_fallback_json_tree(&ctx->scan);
 
     if (ctx->json == NULL) {
-        ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
-                      "llm fallback: could not parse the request again: %s",
-                      jerr.text);
         return NULL;
     }
 
@@ -189,6 +186,28 @@ ngx_http_llm_fallback_request_json(ngx_http_llm_fallback_ctx_t *ctx)
     }
 
     return ctx->json;
+}
+
+
+/*
+ * What json_loadb(body, 0) returns, a new reference or NULL, without
+ * jansson's lexer: scanned, then built from the tokens
+ */
+
+json_t *
+ngx_http_llm_fallback_json_load(ngx_pool_t *pool, ngx_str_t *body)
+{
+    ngx_http_llm_fallback_json_t  json;
+
+    if (ngx_http_llm_fallback_json_parse(&json, body->data, body->len,
+                                         ngx_http_llm_fallback_json_palloc,
+                                         pool)
+        != NGX_HTTP_LLM_FALLBACK_JSON_OK)
+    {
+        return NULL;
+    }
+
+    return ngx_http_llm_fallback_json_tree(&json);
 }
 
 

@@ -10,6 +10,8 @@
  *   - it accepts exactly what json_loadb(data, size, 0) accepts;
  *   - its tokens describe the same value (a jansson tree built from them,
  *     strings unescaped by the scanner, is json_equal() to jansson's);
+ *   - ngx_http_llm_fallback_json_tree() builds jansson's tree: the same
+ *     serialisation, member order included;
  *   - the request validation on it gives the same verdict (message,
  *     param, index, field) and the same model, stream and include_usage
  *     as the jansson validation it replaced, kept here as the reference;
@@ -69,6 +71,7 @@ static int ngx_http_llm_fallback_fuzz_invalid(
     ngx_http_llm_fallback_json_request_t *req, const char *fmt,
     const char *param, long index, const char *field, const char *expected);
 static int ngx_http_llm_fallback_fuzz_same_str(const char *a, const char *b);
+static void ngx_http_llm_fallback_fuzz_same_tree(json_t *a, json_t *b);
 static void ngx_http_llm_fallback_fuzz_answer(
     ngx_http_llm_fallback_json_t *json, json_t *root);
 
@@ -136,6 +139,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tree = ngx_http_llm_fallback_fuzz_tree(&json, 0);
     NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(tree != NULL);
     NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(json_equal(tree, root));
+    json_decref(tree);
+
+    tree = ngx_http_llm_fallback_json_tree(&json);
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(tree != NULL);
+    ngx_http_llm_fallback_fuzz_same_tree(tree, root);
     json_decref(tree);
 
     ngx_http_llm_fallback_fuzz_request(&json, root);
@@ -548,6 +556,29 @@ ngx_http_llm_fallback_fuzz_same_str(const char *a, const char *b)
     }
 
     return strcmp(a, b) == 0;
+}
+
+
+/* equal, and serialised alike: member order and number formatting */
+
+static void
+ngx_http_llm_fallback_fuzz_same_tree(json_t *a, json_t *b)
+{
+    char    *sa, *sb;
+    size_t   flags;
+
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(json_equal(a, b));
+
+    flags = JSON_COMPACT|JSON_ENCODE_ANY;
+
+    sa = json_dumps(a, flags);
+    sb = json_dumps(b, flags);
+
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(sa != NULL && sb != NULL);
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(strcmp(sa, sb) == 0);
+
+    free(sa);
+    free(sb);
 }
 
 
