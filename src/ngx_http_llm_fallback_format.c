@@ -314,7 +314,7 @@ ngx_http_llm_fallback_xlat_dump(ngx_pool_t *pool, json_t *json, size_t hint,
         return NGX_ERROR;
     }
 
-    n = json_dumpb(json, (char *) p, hint, NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
+    n = ngx_http_llm_fallback_json_dumpb(json, p, hint);
 
     if (n == 0) {
         return NGX_ERROR;

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "ngx_http_llm_fallback_json.h"
@@ -71,6 +72,14 @@ typedef struct {
 } ngx_http_llm_fallback_json_field_t;
 
 
+/* the serialisation's output: what fits is written, all is counted */
+typedef struct {
+    unsigned char                    *pos;
+    size_t                            left;
+    size_t                            len;
+} ngx_http_llm_fallback_json_out_t;
+
+
 /* an open container while a tree is built */
 typedef struct {
     json_t                           *value;
@@ -105,6 +114,17 @@ static json_t *ngx_http_llm_fallback_json_scalar(
 static const char *ngx_http_llm_fallback_json_text(
     ngx_http_llm_fallback_json_t *json, ngx_http_llm_fallback_json_tok_t *t,
     size_t *len);
+static int ngx_http_llm_fallback_json_dump(
+    ngx_http_llm_fallback_json_out_t *out, const json_t *json,
+    unsigned depth);
+static int ngx_http_llm_fallback_json_dump_string(
+    ngx_http_llm_fallback_json_out_t *out, const char *s, size_t len);
+static int ngx_http_llm_fallback_json_dump_real(
+    ngx_http_llm_fallback_json_out_t *out, double v);
+static void ngx_http_llm_fallback_json_dump_integer(
+    ngx_http_llm_fallback_json_out_t *out, json_int_t v);
+static void ngx_http_llm_fallback_json_put(
+    ngx_http_llm_fallback_json_out_t *out, const void *data, size_t len);
 static int ngx_http_llm_fallback_json_types(
     ngx_http_llm_fallback_json_tok_t *t, unsigned types);
 static void ngx_http_llm_fallback_json_invalid(
@@ -1474,6 +1494,336 @@ ngx_http_llm_fallback_json_text(ngx_http_llm_fallback_json_t *json,
     *len = ngx_http_llm_fallback_json_unescape(t, d);
 
     return (const char *) d;
+}
+
+
+/*
+ * json_dumpb(json, buf, size, JSON_COMPACT|JSON_REAL_PRECISION(15)),
+ * byte for byte: the length of the whole serialisation (only what fits
+ * is written), 0 on errors (not an object or an array, invalid UTF-8,
+ * too deep).  No loop check: the trees are built here, never cyclic.
+ */
+
+size_t
+ngx_http_llm_fallback_json_dumpb(const json_t *json, unsigned char *buf,
+    size_t size)
+{
+    ngx_http_llm_fallback_json_out_t  out;
+
+    if (!json_is_object(json) && !json_is_array(json)) {
+        return 0;
+    }
+
+    out.pos = buf;
+    out.left = size;
+    out.len = 0;
+
+    if (ngx_http_llm_fallback_json_dump(&out, json, 0) != 0) {
+        return 0;
+    }
+
+    return out.len;
+}
+
+
+static int
+ngx_http_llm_fallback_json_dump(ngx_http_llm_fallback_json_out_t *out,
+    const json_t *json, unsigned depth)
+{
+    void    *iter;
+    size_t   i, n;
+    json_t  *o;
+
+    if (depth > NGX_HTTP_LLM_FALLBACK_JSON_DUMP_DEPTH) {
+        return -1;
+    }
+
+    switch (json_typeof(json)) {
+
+    case JSON_OBJECT:
+        ngx_http_llm_fallback_json_put(out, "{", 1);
+
+        /* jansson's iterators take a json_t * without const */
+        o = (json_t *) json;
+
+        i = 0;
+
+        for (iter = json_object_iter(o); iter;
+             iter = json_object_iter_next(o, iter))
+        {
+            if (i++) {
+                ngx_http_llm_fallback_json_put(out, ",", 1);
+            }
+
+            if (ngx_http_llm_fallback_json_dump_string(out,
+                                              json_object_iter_key(iter),
+                                              json_object_iter_key_len(iter))
+                != 0)
+            {
+                return -1;
+            }
+
+            ngx_http_llm_fallback_json_put(out, ":", 1);
+
+            if (ngx_http_llm_fallback_json_dump(out,
+                                                json_object_iter_value(iter),
+                                                depth + 1)
+                != 0)
+            {
+                return -1;
+            }
+        }
+
+        ngx_http_llm_fallback_json_put(out, "}", 1);
+        return 0;
+
+    case JSON_ARRAY:
+        ngx_http_llm_fallback_json_put(out, "[", 1);
+
+        n = json_array_size(json);
+
+        for (i = 0; i < n; i++) {
+            if (i) {
+                ngx_http_llm_fallback_json_put(out, ",", 1);
+            }
+
+            if (ngx_http_llm_fallback_json_dump(out, json_array_get(json, i),
+                                                depth + 1)
+                != 0)
+            {
+                return -1;
+            }
+        }
+
+        ngx_http_llm_fallback_json_put(out, "]", 1);
+        return 0;
+
+    case JSON_STRING:
+        return ngx_http_llm_fallback_json_dump_string(out,
+                                                      json_string_value(json),
+                                                      json_string_length(json));
+
+    case JSON_INTEGER:
+        ngx_http_llm_fallback_json_dump_integer(out, json_integer_value(json));
+        return 0;
+
+    case JSON_REAL:
+        return ngx_http_llm_fallback_json_dump_real(out,
+                                                    json_real_value(json));
+
+    case JSON_TRUE:
+        ngx_http_llm_fallback_json_put(out, "true", 4);
+        return 0;
+
+    case JSON_FALSE:
+        ngx_http_llm_fallback_json_put(out, "false", 5);
+        return 0;
+
+    case JSON_NULL:
+        ngx_http_llm_fallback_json_put(out, "null", 4);
+        return 0;
+
+    default:
+        return -1;
+    }
+}
+
+
+/* jansson's dump_string() without JSON_ENSURE_ASCII, JSON_ESCAPE_SLASH */
+
+static int
+ngx_http_llm_fallback_json_dump_string(ngx_http_llm_fallback_json_out_t *out,
+    const char *s, size_t len)
+{
+    char                  esc[6];
+    size_t                n;
+    unsigned char         c;
+    const unsigned char  *p, *q, *end;
+
+    static const char     hex[] = "0123456789ABCDEF";
+
+    ngx_http_llm_fallback_json_put(out, "\"", 1);
+
+    p = (const unsigned char *) s;
+    end = p + len;
+
+    for ( ;; ) {
+        q = ngx_http_llm_fallback_json_plain(p, end);
+
+        while (q < end && ngx_http_llm_fallback_json_class[*q] == 0) {
+            q++;
+        }
+
+        ngx_http_llm_fallback_json_put(out, p, q - p);
+
+        if (q == end) {
+            break;
+        }
+
+        c = *q;
+
+        if (ngx_http_llm_fallback_json_class[c]
+            == NGX_HTTP_LLM_FALLBACK_JSON_C_UTF8)
+        {
+            n = ngx_http_llm_fallback_json_utf8(q, end);
+            if (n == 0) {
+                return -1;
+            }
+
+            ngx_http_llm_fallback_json_put(out, q, n);
+            p = q + n;
+            continue;
+        }
+
+        esc[0] = '\\';
+        n = 2;
+
+        switch (c) {
+
+        case '"':
+        case '\\':
+            esc[1] = c;
+            break;
+
+        case '\b':
+            esc[1] = 'b';
+            break;
+
+        case '\f':
+            esc[1] = 'f';
+            break;
+
+        case '\n':
+            esc[1] = 'n';
+            break;
+
+        case '\r':
+            esc[1] = 'r';
+            break;
+
+        case '\t':
+            esc[1] = 't';
+            break;
+
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 0x0f];
+            n = 6;
+            break;
+        }
+
+        ngx_http_llm_fallback_json_put(out, esc, n);
+        p = q + 1;
+    }
+
+    ngx_http_llm_fallback_json_put(out, "\"", 1);
+
+    return 0;
+}
+
+
+/* jansson's jsonp_dtostr() */
+
+static int
+ngx_http_llm_fallback_json_dump_real(ngx_http_llm_fallback_json_out_t *out,
+    double v)
+{
+    int    n;
+    char  *start, *end, buf[24];
+
+    n = snprintf(buf, sizeof(buf), "%.*g",
+                 NGX_HTTP_LLM_FALLBACK_JSON_PRECISION, v);
+
+    if (n < 0 || (size_t) n >= sizeof(buf)) {
+        return -1;
+    }
+
+    /* a dot or an 'e', or it would be read back as an integer */
+
+    if (strchr(buf, '.') == NULL && strchr(buf, 'e') == NULL) {
+        if ((size_t) n + 3 >= sizeof(buf)) {
+            return -1;
+        }
+
+        buf[n++] = '.';
+        buf[n++] = '0';
+        buf[n] = '\0';
+    }
+
+    /* no '+' and no leading zeros in the exponent */
+
+    start = strchr(buf, 'e');
+
+    if (start) {
+        start++;
+        end = start + 1;
+
+        if (*start == '-') {
+            start++;
+        }
+
+        while (*end == '0') {
+            end++;
+        }
+
+        if (end != start) {
+            memmove(start, end, n - (end - buf));
+            n -= end - start;
+        }
+    }
+
+    ngx_http_llm_fallback_json_put(out, buf, n);
+
+    return 0;
+}
+
+
+static void
+ngx_http_llm_fallback_json_dump_integer(ngx_http_llm_fallback_json_out_t *out,
+    json_int_t v)
+{
+    char      buf[24], *p;
+    uint64_t  u;
+
+    u = (v < 0) ? 0 - (uint64_t) v : (uint64_t) v;
+
+    p = buf + sizeof(buf);
+
+    do {
+        *--p = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    if (v < 0) {
+        *--p = '-';
+    }
+
+    ngx_http_llm_fallback_json_put(out, p, buf + sizeof(buf) - p);
+}
+
+
+static void
+ngx_http_llm_fallback_json_put(ngx_http_llm_fallback_json_out_t *out,
+    const void *data, size_t len)
+{
+    if (len == 0) {
+        return;
+    }
+
+    if (out->left >= len) {
+        memcpy(out->pos, data, len);
+        out->pos += len;
+        out->left -= len;
+
+    } else {
+        /* nothing more is written once something did not fit */
+        out->left = 0;
+    }
+
+    out->len += len;
 }
 
 

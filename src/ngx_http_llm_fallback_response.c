@@ -36,7 +36,9 @@ ngx_http_llm_fallback_dump(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
 {
     size_t  size;
 
-    size = json_dumpb(json, NULL, 0, NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
+    /* json_dumpb() with NGX_HTTP_LLM_FALLBACK_JSON_FLAGS, faster */
+
+    size = ngx_http_llm_fallback_json_dumpb(json, NULL, 0);
     if (size == 0) {
         return NGX_ERROR;
     }
@@ -46,8 +48,7 @@ ngx_http_llm_fallback_dump(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
         return NGX_ERROR;
     }
 
-    out->len = json_dumpb(json, (char *) out->data, size,
-                          NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
+    out->len = ngx_http_llm_fallback_json_dumpb(json, out->data, size);
 
     return (out->len == size) ? NGX_OK : NGX_ERROR;
 }

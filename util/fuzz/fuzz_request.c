@@ -12,6 +12,8 @@
  *     strings unescaped by the scanner, is json_equal() to jansson's);
  *   - ngx_http_llm_fallback_json_tree() builds jansson's tree: the same
  *     serialisation, member order included;
+ *   - ngx_http_llm_fallback_json_dumpb() serialises it as json_dumpb()
+ *     does with the module's flags, in buffers of every size;
  *   - the request validation on it gives the same verdict (message,
  *     param, index, field) and the same model, stream and include_usage
  *     as the jansson validation it replaced, kept here as the reference;
@@ -72,6 +74,8 @@ static int ngx_http_llm_fallback_fuzz_invalid(
     const char *param, long index, const char *field, const char *expected);
 static int ngx_http_llm_fallback_fuzz_same_str(const char *a, const char *b);
 static void ngx_http_llm_fallback_fuzz_same_tree(json_t *a, json_t *b);
+static void ngx_http_llm_fallback_fuzz_dump_as_jansson(json_t *json,
+    size_t size);
 static void ngx_http_llm_fallback_fuzz_answer(
     ngx_http_llm_fallback_json_t *json, json_t *root);
 
@@ -145,6 +149,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(tree != NULL);
     ngx_http_llm_fallback_fuzz_same_tree(tree, root);
     json_decref(tree);
+
+    ngx_http_llm_fallback_fuzz_dump_as_jansson(root, size);
 
     ngx_http_llm_fallback_fuzz_request(&json, root);
     ngx_http_llm_fallback_fuzz_answer(&json, root);
@@ -579,6 +585,43 @@ ngx_http_llm_fallback_fuzz_same_tree(json_t *a, json_t *b)
 
     free(sa);
     free(sb);
+}
+
+
+/*
+ * the module's serialisation against json_dumpb(): the same length and
+ * bytes when it fits, the same length when it does not (size, derived
+ * from the input, picks a short buffer)
+ */
+
+static void
+ngx_http_llm_fallback_fuzz_dump_as_jansson(json_t *json, size_t size)
+{
+    char           *a;
+    size_t          n, m, short_len;
+    unsigned char  *b;
+
+    n = json_dumpb(json, NULL, 0, JSON_COMPACT|JSON_REAL_PRECISION(15));
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(n > 0);
+
+    a = malloc(n);
+    b = malloc(n);
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(a != NULL && b != NULL);
+
+    json_dumpb(json, a, n, JSON_COMPACT|JSON_REAL_PRECISION(15));
+
+    m = ngx_http_llm_fallback_json_dumpb(json, b, n);
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(m == n && memcmp(a, b, n) == 0);
+
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
+        ngx_http_llm_fallback_json_dumpb(json, NULL, 0) == n);
+
+    short_len = size % n;
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
+        ngx_http_llm_fallback_json_dumpb(json, b, short_len) == n);
+
+    free(a);
+    free(b);
 }
 
 
