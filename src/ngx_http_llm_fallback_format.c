@@ -314,7 +314,8 @@ ngx_http_llm_fallback_xlat_dump(ngx_pool_t *pool, json_t *json, size_t hint,
         return NGX_ERROR;
     }
 
-    n = ngx_http_llm_fallback_json_dumpb(json, p, hint);
+    n = ngx_http_llm_fallback_json_dumpb(json, p, hint,
+                                         NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
 
     if (n == 0) {
         return NGX_ERROR;

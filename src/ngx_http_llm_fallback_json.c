@@ -77,6 +77,8 @@ typedef struct {
     unsigned char                    *pos;
     size_t                            left;
     size_t                            len;
+    int                               precision;
+    unsigned                          sort:1;
 } ngx_http_llm_fallback_json_out_t;
 
 
@@ -117,6 +119,13 @@ static const char *ngx_http_llm_fallback_json_text(
 static int ngx_http_llm_fallback_json_dump(
     ngx_http_llm_fallback_json_out_t *out, const json_t *json,
     unsigned depth);
+static int ngx_http_llm_fallback_json_dump_object(
+    ngx_http_llm_fallback_json_out_t *out, json_t *json, unsigned depth);
+static int ngx_http_llm_fallback_json_dump_member(
+    ngx_http_llm_fallback_json_out_t *out, const char *key, size_t len,
+    json_t *value, unsigned depth);
+static int ngx_http_llm_fallback_json_compare(const void *one,
+    const void *two);
 static int ngx_http_llm_fallback_json_dump_string(
     ngx_http_llm_fallback_json_out_t *out, const char *s, size_t len);
 static int ngx_http_llm_fallback_json_dump_real(
@@ -1498,28 +1507,43 @@ ngx_http_llm_fallback_json_text(ngx_http_llm_fallback_json_t *json,
 
 
 /*
- * json_dumpb(json, buf, size, JSON_COMPACT|JSON_REAL_PRECISION(15)),
- * byte for byte: the length of the whole serialisation (only what fits
- * is written), 0 on errors (not an object or an array, invalid UTF-8,
- * too deep).  No loop check: the trees are built here, never cyclic.
+ * json_dumpb(json, buf, size, flags): the same bytes and result (the
+ * length of the whole serialisation, only what fits is written; 0 on
+ * errors).  Done here for JSON_COMPACT with JSON_SORT_KEYS and
+ * JSON_REAL_PRECISION(n); other flags, nesting deeper than
+ * NGX_HTTP_LLM_FALLBACK_JSON_DUMP_DEPTH, objects to sort with more than
+ * NGX_HTTP_LLM_FALLBACK_JSON_SORT_MAX members and errors are left to
+ * json_dumpb().  No loop check: the trees are built here, not cyclic.
  */
 
 size_t
 ngx_http_llm_fallback_json_dumpb(const json_t *json, unsigned char *buf,
-    size_t size)
+    size_t size, size_t flags)
 {
     ngx_http_llm_fallback_json_out_t  out;
 
-    if (!json_is_object(json) && !json_is_array(json)) {
-        return 0;
+    if (!(flags & JSON_COMPACT)
+        || (flags & ~(size_t) (JSON_COMPACT|JSON_SORT_KEYS
+                               |JSON_REAL_PRECISION(0x1f)))
+        || (!json_is_object(json) && !json_is_array(json)))
+    {
+        return json_dumpb(json, (char *) buf, size, flags);
     }
 
     out.pos = buf;
     out.left = size;
     out.len = 0;
+    out.sort = (flags & JSON_SORT_KEYS) ? 1 : 0;
+
+    /* jansson: 0 is 17 digits */
+    out.precision = (int) ((flags >> 11) & 0x1f);
+
+    if (out.precision == 0) {
+        out.precision = 17;
+    }
 
     if (ngx_http_llm_fallback_json_dump(&out, json, 0) != 0) {
-        return 0;
+        return json_dumpb(json, (char *) buf, size, flags);
     }
 
     return out.len;
@@ -1530,9 +1554,7 @@ static int
 ngx_http_llm_fallback_json_dump(ngx_http_llm_fallback_json_out_t *out,
     const json_t *json, unsigned depth)
 {
-    void    *iter;
-    size_t   i, n;
-    json_t  *o;
+    size_t  i, n;
 
     if (depth > NGX_HTTP_LLM_FALLBACK_JSON_DUMP_DEPTH) {
         return -1;
@@ -1541,41 +1563,9 @@ ngx_http_llm_fallback_json_dump(ngx_http_llm_fallback_json_out_t *out,
     switch (json_typeof(json)) {
 
     case JSON_OBJECT:
-        ngx_http_llm_fallback_json_put(out, "{", 1);
-
         /* jansson's iterators take a json_t * without const */
-        o = (json_t *) json;
-
-        i = 0;
-
-        for (iter = json_object_iter(o); iter;
-             iter = json_object_iter_next(o, iter))
-        {
-            if (i++) {
-                ngx_http_llm_fallback_json_put(out, ",", 1);
-            }
-
-            if (ngx_http_llm_fallback_json_dump_string(out,
-                                              json_object_iter_key(iter),
-                                              json_object_iter_key_len(iter))
-                != 0)
-            {
-                return -1;
-            }
-
-            ngx_http_llm_fallback_json_put(out, ":", 1);
-
-            if (ngx_http_llm_fallback_json_dump(out,
-                                                json_object_iter_value(iter),
-                                                depth + 1)
-                != 0)
-            {
-                return -1;
-            }
-        }
-
-        ngx_http_llm_fallback_json_put(out, "}", 1);
-        return 0;
+        return ngx_http_llm_fallback_json_dump_object(out, (json_t *) json,
+                                                      depth);
 
     case JSON_ARRAY:
         ngx_http_llm_fallback_json_put(out, "[", 1);
@@ -1626,6 +1616,119 @@ ngx_http_llm_fallback_json_dump(ngx_http_llm_fallback_json_out_t *out,
     default:
         return -1;
     }
+}
+
+
+/* members in insertion order, or sorted as jansson's compare_keys() */
+
+static int
+ngx_http_llm_fallback_json_dump_object(ngx_http_llm_fallback_json_out_t *out,
+    json_t *json, unsigned depth)
+{
+    void    *iter, *m[NGX_HTTP_LLM_FALLBACK_JSON_SORT_MAX];
+    size_t   i, n;
+
+    ngx_http_llm_fallback_json_put(out, "{", 1);
+
+    if (!out->sort) {
+        i = 0;
+
+        for (iter = json_object_iter(json); iter;
+             iter = json_object_iter_next(json, iter))
+        {
+            if (i++) {
+                ngx_http_llm_fallback_json_put(out, ",", 1);
+            }
+
+            if (ngx_http_llm_fallback_json_dump_member(out,
+                                            json_object_iter_key(iter),
+                                            json_object_iter_key_len(iter),
+                                            json_object_iter_value(iter),
+                                            depth)
+                != 0)
+            {
+                return -1;
+            }
+        }
+
+        ngx_http_llm_fallback_json_put(out, "}", 1);
+        return 0;
+    }
+
+    if (json_object_size(json) > NGX_HTTP_LLM_FALLBACK_JSON_SORT_MAX) {
+        return -1;
+    }
+
+    n = 0;
+
+    for (iter = json_object_iter(json);
+         iter && n < NGX_HTTP_LLM_FALLBACK_JSON_SORT_MAX;
+         iter = json_object_iter_next(json, iter))
+    {
+        m[n++] = iter;
+    }
+
+    qsort(m, n, sizeof(void *), ngx_http_llm_fallback_json_compare);
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            ngx_http_llm_fallback_json_put(out, ",", 1);
+        }
+
+        if (ngx_http_llm_fallback_json_dump_member(out,
+                                            json_object_iter_key(m[i]),
+                                            json_object_iter_key_len(m[i]),
+                                            json_object_iter_value(m[i]),
+                                            depth)
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    ngx_http_llm_fallback_json_put(out, "}", 1);
+
+    return 0;
+}
+
+
+static int
+ngx_http_llm_fallback_json_dump_member(ngx_http_llm_fallback_json_out_t *out,
+    const char *key, size_t len, json_t *value, unsigned depth)
+{
+    if (ngx_http_llm_fallback_json_dump_string(out, key, len) != 0) {
+        return -1;
+    }
+
+    ngx_http_llm_fallback_json_put(out, ":", 1);
+
+    return ngx_http_llm_fallback_json_dump(out, value, depth + 1);
+}
+
+
+/* two object iterators, by key: jansson's compare_keys() */
+
+static int
+ngx_http_llm_fallback_json_compare(const void *one, const void *two)
+{
+    int     rc;
+    void   *a, *b;
+    size_t  alen, blen;
+
+    memcpy(&a, one, sizeof(void *));
+    memcpy(&b, two, sizeof(void *));
+
+    alen = json_object_iter_key_len(a);
+    blen = json_object_iter_key_len(b);
+
+    rc = memcmp(json_object_iter_key(a), json_object_iter_key(b),
+                (alen < blen) ? alen : blen);
+
+    if (rc) {
+        return rc;
+    }
+
+    return (alen > blen) - (alen < blen);
 }
 
 
@@ -1734,8 +1837,7 @@ ngx_http_llm_fallback_json_dump_real(ngx_http_llm_fallback_json_out_t *out,
     int    n;
     char  *start, *end, buf[24];
 
-    n = snprintf(buf, sizeof(buf), "%.*g",
-                 NGX_HTTP_LLM_FALLBACK_JSON_PRECISION, v);
+    n = snprintf(buf, sizeof(buf), "%.*g", out->precision, v);
 
     if (n < 0 || (size_t) n >= sizeof(buf)) {
         return -1;

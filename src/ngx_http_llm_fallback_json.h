@@ -25,9 +25,9 @@
  *
  * The request validation and the check of an OpenAI answer are built on
  * it here too, and a jansson tree, the one json_loadb() would build, for
- * the code that needs one; and the serialisation of jansson trees, byte
- * for byte json_dumpb()'s with JSON_COMPACT|JSON_REAL_PRECISION(15), in
- * one pass and without its per-fragment callbacks.  Pure C: libc and
+ * the code that needs one; and the compact serialisation of jansson
+ * trees, byte for byte json_dumpb()'s, in one pass and without its
+ * per-fragment callbacks.  Pure C: libc and
  * jansson only, never nginx, so that the libFuzzer harness in util/fuzz/
  * builds it alone and compares it with jansson.
  */
@@ -58,11 +58,16 @@
 /* no such token: the root is index 0 and never a member */
 #define NGX_HTTP_LLM_FALLBACK_JSON_NONE         0
 
-/* ngx_http_llm_fallback_json_dumpb(): jansson's JSON_REAL_PRECISION */
+/* the real precision of the module's JSON output */
 #define NGX_HTTP_LLM_FALLBACK_JSON_PRECISION    15
 
-/* nesting the serialisation accepts: parsed trees have at most 2048 */
-#define NGX_HTTP_LLM_FALLBACK_JSON_DUMP_DEPTH   4096
+/*
+ * the serialisation leaves deeper trees, and objects to sort with more
+ * members, to json_dumpb(): its recursion stays within a few hundred KiB
+ * of stack
+ */
+#define NGX_HTTP_LLM_FALLBACK_JSON_DUMP_DEPTH   512
+#define NGX_HTTP_LLM_FALLBACK_JSON_SORT_MAX     32
 
 /* token offsets are 32-bit: larger bodies are refused as _NOMEM */
 #define NGX_HTTP_LLM_FALLBACK_JSON_MAX_LEN      0xfffffffe
@@ -155,7 +160,7 @@ int64_t ngx_http_llm_fallback_json_integer(
     ngx_http_llm_fallback_json_tok_t *tok);
 json_t *ngx_http_llm_fallback_json_tree(ngx_http_llm_fallback_json_t *json);
 size_t ngx_http_llm_fallback_json_dumpb(const json_t *json,
-    unsigned char *buf, size_t size);
+    unsigned char *buf, size_t size, size_t flags);
 
 void ngx_http_llm_fallback_json_request(ngx_http_llm_fallback_json_t *json,
     ngx_http_llm_fallback_json_request_t *req);

@@ -60,7 +60,6 @@
 #define NGX_HTTP_LLM_FALLBACK_STATUS_JSON        1
 #define NGX_HTTP_LLM_FALLBACK_STATUS_PROMETHEUS  2
 
-/* what ngx_http_llm_fallback_json_dumpb() produces, as jansson flags */
 #define NGX_HTTP_LLM_FALLBACK_JSON_FLAGS                                      \
     (JSON_COMPACT|JSON_REAL_PRECISION(NGX_HTTP_LLM_FALLBACK_JSON_PRECISION))
 

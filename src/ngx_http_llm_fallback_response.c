@@ -36,9 +36,8 @@ ngx_http_llm_fallback_dump(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
 {
     size_t  size;
 
-    /* json_dumpb() with NGX_HTTP_LLM_FALLBACK_JSON_FLAGS, faster */
-
-    size = ngx_http_llm_fallback_json_dumpb(json, NULL, 0);
+    size = ngx_http_llm_fallback_json_dumpb(json, NULL, 0,
+                                            NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
     if (size == 0) {
         return NGX_ERROR;
     }
@@ -48,7 +47,8 @@ ngx_http_llm_fallback_dump(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
         return NGX_ERROR;
     }
 
-    out->len = ngx_http_llm_fallback_json_dumpb(json, out->data, size);
+    out->len = ngx_http_llm_fallback_json_dumpb(json, out->data, size,
+                                            NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
 
     return (out->len == size) ? NGX_OK : NGX_ERROR;
 }

@@ -13,7 +13,8 @@
  *   - ngx_http_llm_fallback_json_tree() builds jansson's tree: the same
  *     serialisation, member order included;
  *   - ngx_http_llm_fallback_json_dumpb() serialises it as json_dumpb()
- *     does with the module's flags, in buffers of every size;
+ *     does with the module's flags and the cache key's, in buffers of
+ *     every size;
  *   - the request validation on it gives the same verdict (message,
  *     param, index, field) and the same model, stream and include_usage
  *     as the jansson validation it replaced, kept here as the reference;
@@ -75,7 +76,7 @@ static int ngx_http_llm_fallback_fuzz_invalid(
 static int ngx_http_llm_fallback_fuzz_same_str(const char *a, const char *b);
 static void ngx_http_llm_fallback_fuzz_same_tree(json_t *a, json_t *b);
 static void ngx_http_llm_fallback_fuzz_dump_as_jansson(json_t *json,
-    size_t size);
+    size_t size, size_t flags);
 static void ngx_http_llm_fallback_fuzz_answer(
     ngx_http_llm_fallback_json_t *json, json_t *root);
 
@@ -150,7 +151,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_http_llm_fallback_fuzz_same_tree(tree, root);
     json_decref(tree);
 
-    ngx_http_llm_fallback_fuzz_dump_as_jansson(root, size);
+    ngx_http_llm_fallback_fuzz_dump_as_jansson(root, size,
+                                         JSON_COMPACT|JSON_REAL_PRECISION(15));
+    ngx_http_llm_fallback_fuzz_dump_as_jansson(root, size,
+                                         JSON_COMPACT|JSON_SORT_KEYS);
 
     ngx_http_llm_fallback_fuzz_request(&json, root);
     ngx_http_llm_fallback_fuzz_answer(&json, root);
@@ -595,30 +599,31 @@ ngx_http_llm_fallback_fuzz_same_tree(json_t *a, json_t *b)
  */
 
 static void
-ngx_http_llm_fallback_fuzz_dump_as_jansson(json_t *json, size_t size)
+ngx_http_llm_fallback_fuzz_dump_as_jansson(json_t *json, size_t size,
+    size_t flags)
 {
     char           *a;
     size_t          n, m, short_len;
     unsigned char  *b;
 
-    n = json_dumpb(json, NULL, 0, JSON_COMPACT|JSON_REAL_PRECISION(15));
+    n = json_dumpb(json, NULL, 0, flags);
     NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(n > 0);
 
     a = malloc(n);
     b = malloc(n);
     NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(a != NULL && b != NULL);
 
-    json_dumpb(json, a, n, JSON_COMPACT|JSON_REAL_PRECISION(15));
+    json_dumpb(json, a, n, flags);
 
-    m = ngx_http_llm_fallback_json_dumpb(json, b, n);
+    m = ngx_http_llm_fallback_json_dumpb(json, b, n, flags);
     NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(m == n && memcmp(a, b, n) == 0);
 
     NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
-        ngx_http_llm_fallback_json_dumpb(json, NULL, 0) == n);
+        ngx_http_llm_fallback_json_dumpb(json, NULL, 0, flags) == n);
 
     short_len = size % n;
     NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
-        ngx_http_llm_fallback_json_dumpb(json, b, short_len) == n);
+        ngx_http_llm_fallback_json_dumpb(json, b, short_len, flags) == n);
 
     free(a);
     free(b);
