@@ -101,6 +101,8 @@ static const unsigned char *ngx_http_llm_fallback_json_number(
     ngx_http_llm_fallback_json_t *json, const unsigned char *p,
     const unsigned char *end, ngx_http_llm_fallback_json_tok_t *t,
     int *rc);
+static const unsigned char *ngx_http_llm_fallback_json_digits(
+    const unsigned char *p, const unsigned char *end);
 static int ngx_http_llm_fallback_json_overflow(
     ngx_http_llm_fallback_json_t *json, const unsigned char *p, size_t len);
 static long ngx_http_llm_fallback_json_hex4(const unsigned char *p,
@@ -165,6 +167,12 @@ static const unsigned char  ngx_http_llm_fallback_json_class[256] = {
     4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
     4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4
 };
+
+
+/* the two-character escapes: "\\b" stands for '\b', and so on */
+
+static const char  ngx_http_llm_fallback_json_escapes[] = "\"\\\b\f\n\r\t";
+static const char  ngx_http_llm_fallback_json_escaped[] = "\"\\bfnrt";
 
 
 /*
@@ -792,13 +800,11 @@ ngx_http_llm_fallback_json_number(ngx_http_llm_fallback_json_t *json,
             return NULL;
         }
 
-    } else if (ngx_http_llm_fallback_json_digit(*q)) {
-        do {
-            q++;
-        } while (q < end && ngx_http_llm_fallback_json_digit(*q));
-
     } else {
-        return NULL;
+        q = ngx_http_llm_fallback_json_digits(q, end);
+        if (q == NULL) {
+            return NULL;
+        }
     }
 
     t->start = p;
@@ -824,15 +830,10 @@ ngx_http_llm_fallback_json_number(ngx_http_llm_fallback_json_t *json,
     }
 
     if (*q == '.') {
-        q++;
-
-        if (q == end || !ngx_http_llm_fallback_json_digit(*q)) {
+        q = ngx_http_llm_fallback_json_digits(q + 1, end);
+        if (q == NULL) {
             return NULL;
         }
-
-        do {
-            q++;
-        } while (q < end && ngx_http_llm_fallback_json_digit(*q));
     }
 
     if (q < end && (*q == 'e' || *q == 'E')) {
@@ -842,13 +843,10 @@ ngx_http_llm_fallback_json_number(ngx_http_llm_fallback_json_t *json,
             q++;
         }
 
-        if (q == end || !ngx_http_llm_fallback_json_digit(*q)) {
+        q = ngx_http_llm_fallback_json_digits(q, end);
+        if (q == NULL) {
             return NULL;
         }
-
-        do {
-            q++;
-        } while (q < end && ngx_http_llm_fallback_json_digit(*q));
     }
 
     t->type = NGX_HTTP_LLM_FALLBACK_JSON_REAL;
@@ -865,6 +863,24 @@ ngx_http_llm_fallback_json_number(ngx_http_llm_fallback_json_t *json,
     }
 
     return q;
+}
+
+
+/* one digit or more at p: after them, else NULL */
+
+static const unsigned char *
+ngx_http_llm_fallback_json_digits(const unsigned char *p,
+    const unsigned char *end)
+{
+    if (p == end || !ngx_http_llm_fallback_json_digit(*p)) {
+        return NULL;
+    }
+
+    do {
+        p++;
+    } while (p < end && ngx_http_llm_fallback_json_digit(*p));
+
+    return p;
 }
 
 
@@ -1216,6 +1232,7 @@ ngx_http_llm_fallback_json_decode(const unsigned char **pp,
     unsigned char *out)
 {
     long                  u, lo;
+    const char           *e;
     const unsigned char  *p;
 
     p = *pp;
@@ -1228,72 +1245,54 @@ ngx_http_llm_fallback_json_decode(const unsigned char **pp,
 
     p++;
 
-    switch (*p) {
+    if (*p != 'u') {
+        /* '"', '\\', '/' stand for themselves */
+        e = memchr(ngx_http_llm_fallback_json_escaped, *p,
+                   sizeof(ngx_http_llm_fallback_json_escaped) - 1);
 
-    case 'b':
-        *out = '\b';
-        break;
+        *out = e ? ngx_http_llm_fallback_json_escapes[
+                                      e - ngx_http_llm_fallback_json_escaped]
+                 : *p;
+        *pp = p + 1;
 
-    case 'f':
-        *out = '\f';
-        break;
-
-    case 'n':
-        *out = '\n';
-        break;
-
-    case 'r':
-        *out = '\r';
-        break;
-
-    case 't':
-        *out = '\t';
-        break;
-
-    case 'u':
-        u = ngx_http_llm_fallback_json_hex4(p + 1, p + 5);
-        p += 5;
-
-        if (u >= 0xd800 && u <= 0xdbff) {
-            lo = ngx_http_llm_fallback_json_hex4(p + 2, p + 6);
-            u = ((u - 0xd800) << 10) + (lo - 0xdc00) + 0x10000;
-            p += 6;
-        }
-
-        *pp = p;
-
-        if (u < 0x80) {
-            out[0] = (unsigned char) u;
-            return 1;
-        }
-
-        if (u < 0x800) {
-            out[0] = (unsigned char) (0xc0 | (u >> 6));
-            out[1] = (unsigned char) (0x80 | (u & 0x3f));
-            return 2;
-        }
-
-        if (u < 0x10000) {
-            out[0] = (unsigned char) (0xe0 | (u >> 12));
-            out[1] = (unsigned char) (0x80 | ((u >> 6) & 0x3f));
-            out[2] = (unsigned char) (0x80 | (u & 0x3f));
-            return 3;
-        }
-
-        out[0] = (unsigned char) (0xf0 | (u >> 18));
-        out[1] = (unsigned char) (0x80 | ((u >> 12) & 0x3f));
-        out[2] = (unsigned char) (0x80 | ((u >> 6) & 0x3f));
-        out[3] = (unsigned char) (0x80 | (u & 0x3f));
-        return 4;
-
-    default: /* '"', '\\', '/' */
-        *out = *p;
-        break;
+        return 1;
     }
 
-    *pp = p + 1;
+    u = ngx_http_llm_fallback_json_hex4(p + 1, p + 5);
+    p += 5;
 
-    return 1;
+    if (u >= 0xd800 && u <= 0xdbff) {
+        lo = ngx_http_llm_fallback_json_hex4(p + 2, p + 6);
+        u = ((u - 0xd800) << 10) + (lo - 0xdc00) + 0x10000;
+        p += 6;
+    }
+
+    *pp = p;
+
+    if (u < 0x80) {
+        out[0] = (unsigned char) u;
+        return 1;
+    }
+
+    if (u < 0x800) {
+        out[0] = (unsigned char) (0xc0 | (u >> 6));
+        out[1] = (unsigned char) (0x80 | (u & 0x3f));
+        return 2;
+    }
+
+    if (u < 0x10000) {
+        out[0] = (unsigned char) (0xe0 | (u >> 12));
+        out[1] = (unsigned char) (0x80 | ((u >> 6) & 0x3f));
+        out[2] = (unsigned char) (0x80 | (u & 0x3f));
+        return 3;
+    }
+
+    out[0] = (unsigned char) (0xf0 | (u >> 18));
+    out[1] = (unsigned char) (0x80 | ((u >> 12) & 0x3f));
+    out[2] = (unsigned char) (0x80 | ((u >> 6) & 0x3f));
+    out[3] = (unsigned char) (0x80 | (u & 0x3f));
+
+    return 4;
 }
 
 
@@ -1740,6 +1739,7 @@ ngx_http_llm_fallback_json_dump_string(ngx_http_llm_fallback_json_out_t *out,
 {
     char                  esc[6];
     size_t                n;
+    const char           *e;
     unsigned char         c;
     const unsigned char  *p, *q, *end;
 
@@ -1779,43 +1779,22 @@ ngx_http_llm_fallback_json_dump_string(ngx_http_llm_fallback_json_out_t *out,
         }
 
         esc[0] = '\\';
-        n = 2;
 
-        switch (c) {
+        e = memchr(ngx_http_llm_fallback_json_escapes, c,
+                   sizeof(ngx_http_llm_fallback_json_escapes) - 1);
 
-        case '"':
-        case '\\':
-            esc[1] = c;
-            break;
+        if (e) {
+            esc[1] = ngx_http_llm_fallback_json_escaped[
+                                      e - ngx_http_llm_fallback_json_escapes];
+            n = 2;
 
-        case '\b':
-            esc[1] = 'b';
-            break;
-
-        case '\f':
-            esc[1] = 'f';
-            break;
-
-        case '\n':
-            esc[1] = 'n';
-            break;
-
-        case '\r':
-            esc[1] = 'r';
-            break;
-
-        case '\t':
-            esc[1] = 't';
-            break;
-
-        default:
+        } else {
             esc[1] = 'u';
             esc[2] = '0';
             esc[3] = '0';
             esc[4] = hex[c >> 4];
             esc[5] = hex[c & 0x0f];
             n = 6;
-            break;
         }
 
         ngx_http_llm_fallback_json_put(out, esc, n);
@@ -1970,27 +1949,23 @@ ngx_http_llm_fallback_json_request(ngx_http_llm_fallback_json_t *json,
         }
     }
 
-    v = f[NGX_HTTP_LLM_FALLBACK_JSON_R_MAX_TOKENS];
+    /* max_tokens, max_completion_tokens */
 
-    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER
-        && ngx_http_llm_fallback_json_integer(&toks[v]) < 1)
+    for (i = NGX_HTTP_LLM_FALLBACK_JSON_R_MAX_TOKENS;
+         i <= NGX_HTTP_LLM_FALLBACK_JSON_R_MAX_COMPLETION;
+         i++)
     {
-        ngx_http_llm_fallback_json_invalid(req,
-            "Invalid 'max_tokens': integer below minimum value, "
-            "expected a value >= 1.", "max_tokens", -1, NULL, NULL);
-        return;
-    }
+        v = f[i];
 
-    v = f[NGX_HTTP_LLM_FALLBACK_JSON_R_MAX_COMPLETION];
-
-    if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER
-        && ngx_http_llm_fallback_json_integer(&toks[v]) < 1)
-    {
-        ngx_http_llm_fallback_json_invalid(req,
-            "Invalid 'max_completion_tokens': integer below minimum "
-            "value, expected a value >= 1.", "max_completion_tokens",
-            -1, NULL, NULL);
-        return;
+        if (v && toks[v].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER
+            && ngx_http_llm_fallback_json_integer(&toks[v]) < 1)
+        {
+            ngx_http_llm_fallback_json_invalid(req,
+                "Invalid '%s': integer below minimum value, expected a "
+                "value >= 1.", ngx_http_llm_fallback_json_request_keys[i].name,
+                -1, NULL, NULL);
+            return;
+        }
     }
 
     /* checked: a string if present */

@@ -73,7 +73,8 @@ static int ngx_http_llm_fallback_fuzz_type(json_t *v, unsigned types);
 static int ngx_http_llm_fallback_fuzz_invalid(
     ngx_http_llm_fallback_json_request_t *req, const char *fmt,
     const char *param, long index, const char *field, const char *expected);
-static int ngx_http_llm_fallback_fuzz_same_str(const char *a, const char *b);
+static void ngx_http_llm_fallback_fuzz_message(
+    ngx_http_llm_fallback_json_request_t *req, char *buf, size_t size);
 static void ngx_http_llm_fallback_fuzz_same_tree(json_t *a, json_t *b);
 static void ngx_http_llm_fallback_fuzz_dump_as_jansson(json_t *json,
     size_t size, size_t flags);
@@ -322,6 +323,7 @@ static void
 ngx_http_llm_fallback_fuzz_request(ngx_http_llm_fallback_json_t *json,
     json_t *root)
 {
+    char                                   a[512], b[512];
     json_t                                *model;
     ngx_http_llm_fallback_json_tok_t      *t;
     ngx_http_llm_fallback_json_request_t   req, ref;
@@ -329,16 +331,13 @@ ngx_http_llm_fallback_fuzz_request(ngx_http_llm_fallback_json_t *json,
     ngx_http_llm_fallback_json_request(json, &req);
     ngx_http_llm_fallback_fuzz_reference(root, &ref);
 
-    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
-        ngx_http_llm_fallback_fuzz_same_str(req.fmt, ref.fmt));
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT((req.fmt == NULL) == (ref.fmt == NULL));
 
     if (req.fmt) {
-        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
-            ngx_http_llm_fallback_fuzz_same_str(req.param, ref.param)
-            && req.index == ref.index
-            && ngx_http_llm_fallback_fuzz_same_str(req.field, ref.field)
-            && ngx_http_llm_fallback_fuzz_same_str(req.expected,
-                                                   ref.expected));
+        ngx_http_llm_fallback_fuzz_message(&req, a, sizeof(a));
+        ngx_http_llm_fallback_fuzz_message(&ref, b, sizeof(b));
+
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(strcmp(a, b) == 0);
         return;
     }
 
@@ -558,14 +557,35 @@ ngx_http_llm_fallback_fuzz_invalid(ngx_http_llm_fallback_json_request_t *req,
 }
 
 
-static int
-ngx_http_llm_fallback_fuzz_same_str(const char *a, const char *b)
+/* the param and the message, as ngx_http_llm_fallback_invalid() makes them */
+
+static void
+ngx_http_llm_fallback_fuzz_message(ngx_http_llm_fallback_json_request_t *req,
+    char *buf, size_t size)
 {
-    if (a == NULL || b == NULL) {
-        return a == b;
+    int   n;
+    char  param[128];
+
+    n = 0;
+    param[0] = '\0';
+
+    if (req->param) {
+        n = snprintf(param, sizeof(param), "%s", req->param);
+
+        if (req->index >= 0) {
+            n += snprintf(param + n, sizeof(param) - n, "[%ld]", req->index);
+        }
+
+        if (req->field) {
+            snprintf(param + n, sizeof(param) - n, ".%s", req->field);
+        }
     }
 
-    return strcmp(a, b) == 0;
+    n = snprintf(buf, size, "%s|", param);
+
+    /* the formats are constants with at most two %s, param first */
+    snprintf(buf + n, size - n, req->fmt, param,
+             req->expected ? req->expected : "");
 }
 
 
