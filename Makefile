@@ -14,8 +14,8 @@
 #   make demo        nginx with the module on 127.0.0.1:8080, fake providers
 #   make demo-stop   stop it
 #   make lint        C style checks (util/lint.sh)
-#   make fuzz        libFuzzer harnesses of the translators, FUZZ_SECONDS
-#                    each (default 60)
+#   make fuzz        libFuzzer harnesses of the JSON scanner and the
+#                    translators, FUZZ_SECONDS each (default 60)
 #   make bench       the module against plain proxy_pass (bench/run.sh)
 #   make bench-callgrind  instructions per request (bench/callgrind.sh)
 #   make clean
@@ -167,7 +167,7 @@ test-valgrind: deps build
 FUZZ_SECONDS ?= 60
 
 fuzz: deps
-	@echo "=== libFuzzer: each translator for $(FUZZ_SECONDS) s ==="
+	@echo "=== libFuzzer: each harness for $(FUZZ_SECONDS) s ==="
 	bash util/fuzz/run.sh $(FUZZ_SECONDS)
 
 

@@ -653,7 +653,12 @@ ngx_http_llm_fallback_cache_key(ngx_http_request_t *r,
 
     /* a shallow copy: the request itself is left as it is */
 
-    canon = json_copy(ctx->json);
+    canon = ngx_http_llm_fallback_request_json(ctx);
+
+    if (canon) {
+        canon = json_copy(canon);
+    }
+
     if (canon == NULL) {
         return NGX_ERROR;
     }
@@ -681,8 +686,8 @@ ngx_http_llm_fallback_cache_key(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    size = json_dumpb(canon, (char *) buf, len,
-                      NGX_HTTP_LLM_FALLBACK_CACHE_KEY_FLAGS);
+    size = ngx_http_llm_fallback_json_dumpb(canon, buf, len,
+                                     NGX_HTTP_LLM_FALLBACK_CACHE_KEY_FLAGS);
 
     if (size > len) {
         len = size;
@@ -693,8 +698,8 @@ ngx_http_llm_fallback_cache_key(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        size = json_dumpb(canon, (char *) buf, len,
-                          NGX_HTTP_LLM_FALLBACK_CACHE_KEY_FLAGS);
+        size = ngx_http_llm_fallback_json_dumpb(canon, buf, len,
+                                     NGX_HTTP_LLM_FALLBACK_CACHE_KEY_FLAGS);
     }
 
     json_decref(canon);

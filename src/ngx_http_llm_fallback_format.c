@@ -147,7 +147,7 @@ ngx_http_llm_fallback_xlat_create_request(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_provider_t *p, ngx_str_t *body,
     ngx_http_llm_fallback_xlat_request_pt translate)
 {
-    json_t                                *out;
+    json_t                                *in, *out;
     ngx_int_t                              rc;
     ngx_str_t                             *m;
     ngx_uint_t                             i;
@@ -173,7 +173,12 @@ ngx_http_llm_fallback_xlat_create_request(ngx_http_llm_fallback_ctx_t *ctx,
     x.max_tokens = p->max_tokens;
     x.stream = ctx->stream ? 1 : 0;
 
-    out = translate(ctx->json, &x);
+    in = ngx_http_llm_fallback_request_json(ctx);
+    if (in == NULL) {
+        return NGX_ERROR;
+    }
+
+    out = translate(in, &x);
 
     for (i = 0; i < x.ndropped; i++) {
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
@@ -215,14 +220,12 @@ ngx_http_llm_fallback_xlat_parse_response(ngx_http_llm_fallback_ctx_t *ctx,
     u_char                                  id[24];
     json_t                                 *root, *out, *model;
     ngx_str_t                              *m;
-    json_error_t                            jerr;
     ngx_http_llm_fallback_xlat_response_t   x;
 
-    root = json_loadb((char *) body->data, body->len, 0, &jerr);
+    root = ngx_http_llm_fallback_json_load(ctx->request->pool, body);
     if (root == NULL) {
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
-                       "llm fallback: \"%V\" answer is not JSON: %s",
-                       &p->name, jerr.text);
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                       "llm fallback: \"%V\" answer is not JSON", &p->name);
         return NGX_DECLINED;
     }
 
@@ -272,10 +275,9 @@ static json_t *
 ngx_http_llm_fallback_xlat_parse_error(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_str_t *body, ngx_http_llm_fallback_xlat_error_pt translate)
 {
-    json_t        *root, *error;
-    json_error_t   jerr;
+    json_t  *root, *error;
 
-    root = json_loadb((char *) body->data, body->len, 0, &jerr);
+    root = ngx_http_llm_fallback_json_load(ctx->request->pool, body);
     if (root == NULL) {
         return NULL;
     }
@@ -315,7 +317,8 @@ ngx_http_llm_fallback_xlat_dump(ngx_pool_t *pool, json_t *json, size_t hint,
         return NGX_ERROR;
     }
 
-    n = json_dumpb(json, (char *) p, hint, NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
+    n = ngx_http_llm_fallback_json_dumpb(json, p, hint,
+                                         NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
 
     if (n == 0) {
         return NGX_ERROR;

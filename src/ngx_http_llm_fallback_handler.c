@@ -133,7 +133,6 @@ static void
 ngx_http_llm_fallback_body_handler(ngx_http_request_t *r)
 {
     ngx_int_t                       rc;
-    json_error_t                    jerr;
     ngx_http_llm_fallback_ctx_t    *ctx;
     ngx_http_llm_fallback_error_t   err;
 
@@ -158,34 +157,6 @@ ngx_http_llm_fallback_body_handler(ngx_http_request_t *r)
         ngx_http_finalize_request(r,
                                   ngx_http_llm_fallback_send_error(r, ctx,
                                                                    &err));
-        return;
-    }
-
-    ctx->json = json_loadb((char *) ctx->body.data, ctx->body.len, 0, &jerr);
-
-    if (ctx->json == NULL) {
-        err.message.data = ngx_pnalloc(r->pool, sizeof(jerr.text) + 128);
-        if (err.message.data == NULL) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-
-        err.message.len = ngx_sprintf(err.message.data,
-                                      "We could not parse the JSON body of "
-                                      "your request: %s (line %d, column %d)",
-                                      jerr.text, jerr.line, jerr.column)
-                          - err.message.data;
-
-        ngx_http_finalize_request(r,
-                                  ngx_http_llm_fallback_send_error(r, ctx,
-                                                                   &err));
-        return;
-    }
-
-    if (ngx_http_llm_fallback_json_keep(r->pool, ctx->json) != NGX_OK) {
-        json_decref(ctx->json);
-        ctx->json = NULL;
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 

@@ -12,6 +12,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <jansson.h>
+#include "ngx_http_llm_fallback_json.h"
 
 
 #define NGX_HTTP_LLM_FALLBACK_MAX_CHAIN        32
@@ -60,7 +61,7 @@
 #define NGX_HTTP_LLM_FALLBACK_STATUS_PROMETHEUS  2
 
 #define NGX_HTTP_LLM_FALLBACK_JSON_FLAGS                                      \
-    (JSON_COMPACT|JSON_REAL_PRECISION(15))
+    (JSON_COMPACT|JSON_REAL_PRECISION(NGX_HTTP_LLM_FALLBACK_JSON_PRECISION))
 
 
 typedef struct ngx_http_llm_fallback_ctx_s      ngx_http_llm_fallback_ctx_t;
@@ -293,6 +294,9 @@ struct ngx_http_llm_fallback_ctx_s {
     ngx_http_request_t               *request;
     ngx_http_llm_fallback_loc_conf_t *conf;
 
+    /* the request's tokens; its jansson tree, built on first use only:
+     * see ngx_http_llm_fallback_request_json() */
+    ngx_http_llm_fallback_json_t      scan;
     json_t                           *json;
     ngx_str_t                         body;
     ngx_str_t                         client_model;
@@ -396,6 +400,11 @@ void ngx_http_llm_fallback_stop_upstream(ngx_http_request_t *r);
 ngx_int_t ngx_http_llm_fallback_is_json(ngx_http_request_t *r);
 ngx_int_t ngx_http_llm_fallback_validate(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_error_t *err);
+json_t *ngx_http_llm_fallback_request_json(ngx_http_llm_fallback_ctx_t *ctx);
+json_t *ngx_http_llm_fallback_json_load(ngx_pool_t *pool, ngx_str_t *body);
+void *ngx_http_llm_fallback_json_palloc(void *pool, size_t size);
+ngx_int_t ngx_http_llm_fallback_json_tok_str(ngx_pool_t *pool,
+    ngx_http_llm_fallback_json_tok_t *tok, ngx_str_t *out);
 
 /* openai.c */
 extern ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_openai;

@@ -18,7 +18,9 @@ static ngx_int_t ngx_http_llm_fallback_openai_parse_response(
     ngx_str_t *body, ngx_http_llm_fallback_result_t *res);
 static json_t *ngx_http_llm_fallback_openai_parse_error(
     ngx_http_llm_fallback_ctx_t *ctx, ngx_str_t *body);
-static ngx_int_t ngx_http_llm_fallback_openai_usable(json_t *root);
+static ngx_int_t ngx_http_llm_fallback_openai_complete(
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p,
+    ngx_str_t *body, ngx_http_llm_fallback_result_t *res);
 
 
 ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_openai = {
@@ -37,7 +39,7 @@ static ngx_int_t
 ngx_http_llm_fallback_openai_create_request(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_provider_t *p, ngx_str_t *body)
 {
-    json_t     *model;
+    json_t     *json, *model;
     ngx_str_t  *m;
 
     m = p->model.len ? &p->model : &ctx->client_model;
@@ -59,21 +61,26 @@ ngx_http_llm_fallback_openai_create_request(ngx_http_llm_fallback_ctx_t *ctx,
         return NGX_OK;
     }
 
+    json = ngx_http_llm_fallback_request_json(ctx);
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
     if (m->len) {
         model = json_stringn((char *) m->data, m->len);
         if (model == NULL) {
             return NGX_ERROR;
         }
 
-        if (json_object_set_new(ctx->json, "model", model) != 0) {
+        if (json_object_set_new(json, "model", model) != 0) {
             return NGX_ERROR;
         }
 
     } else {
-        (void) json_object_del(ctx->json, "model");
+        (void) json_object_del(json, "model");
     }
 
-    if (ngx_http_llm_fallback_dump(ctx->request->pool, ctx->json, body)
+    if (ngx_http_llm_fallback_dump(ctx->request->pool, json, body)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -87,32 +94,81 @@ ngx_http_llm_fallback_openai_create_request(ngx_http_llm_fallback_ctx_t *ctx,
 }
 
 
+/*
+ * The answer is scanned, not parsed into a tree: when it is usable and
+ * complete, its bytes are the result as they are.
+ */
+
 static ngx_int_t
 ngx_http_llm_fallback_openai_parse_response(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_provider_t *p, ngx_str_t *body,
     ngx_http_llm_fallback_result_t *res)
 {
-    u_char        id[sizeof("chatcmpl-") - 1 + 24];
-    json_t       *root, *v, *usage;
-    ngx_str_t    *m;
-    ngx_uint_t    changed;
-    json_error_t  jerr;
+    int                                      rc;
+    ngx_http_llm_fallback_json_t             json;
+    ngx_http_llm_fallback_json_completion_t  c;
 
-    root = json_loadb((char *) body->data, body->len, 0, &jerr);
-    if (root == NULL) {
+    rc = ngx_http_llm_fallback_json_parse(&json, body->data, body->len,
+                                          ngx_http_llm_fallback_json_palloc,
+                                          ctx->request->pool);
+
+    if (rc == NGX_HTTP_LLM_FALLBACK_JSON_NOMEM) {
+        return NGX_ERROR;
+    }
+
+    if (rc != NGX_HTTP_LLM_FALLBACK_JSON_OK) {
         return NGX_DECLINED;
+    }
+
+    ngx_http_llm_fallback_json_completion(&json, &c);
+
+    if (!c.usable) {
+        return NGX_DECLINED;
+    }
+
+    res->prompt_tokens = (ngx_int_t) c.prompt_tokens;
+    res->completion_tokens = (ngx_int_t) c.completion_tokens;
+
+    if (c.model == NGX_HTTP_LLM_FALLBACK_JSON_NONE
+        || !c.has_id || !c.has_object || !c.has_created)
+    {
+        return ngx_http_llm_fallback_openai_complete(ctx, p, body, res);
+    }
+
+    if (ngx_http_llm_fallback_json_tok_str(ctx->request->pool,
+                                           &json.toks[c.model], &res->model)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    res->json = NULL;
+    res->body = *body;
+
+    return NGX_OK;
+}
+
+
+/* a usable answer without model, id, object or created: they are added */
+
+static ngx_int_t
+ngx_http_llm_fallback_openai_complete(ngx_http_llm_fallback_ctx_t *ctx,
+    ngx_http_llm_fallback_provider_t *p, ngx_str_t *body,
+    ngx_http_llm_fallback_result_t *res)
+{
+    u_char      id[sizeof("chatcmpl-") - 1 + 24];
+    json_t     *root, *v;
+    ngx_str_t  *m;
+
+    root = ngx_http_llm_fallback_json_load(ctx->request->pool, body);
+    if (root == NULL) {
+        return NGX_ERROR;
     }
 
     if (ngx_http_llm_fallback_json_keep(ctx->request->pool, root) != NGX_OK) {
         json_decref(root);
         return NGX_ERROR;
     }
-
-    if (!ngx_http_llm_fallback_openai_usable(root)) {
-        return NGX_DECLINED;
-    }
-
-    changed = 0;
 
     v = json_object_get(root, "model");
 
@@ -121,13 +177,11 @@ ngx_http_llm_fallback_openai_parse_response(ngx_http_llm_fallback_ctx_t *ctx,
 
         v = m->len ? json_stringn((char *) m->data, m->len) : json_string("");
 
-        if (json_object_set_new(root, "model", v) != 0)
-        {
+        if (json_object_set_new(root, "model", v) != 0) {
             return NGX_ERROR;
         }
 
         v = json_object_get(root, "model");
-        changed = 1;
     }
 
     res->model.data = (u_char *) json_string_value(v);
@@ -144,8 +198,6 @@ ngx_http_llm_fallback_openai_parse_response(ngx_http_llm_fallback_ctx_t *ctx,
         {
             return NGX_ERROR;
         }
-
-        changed = 1;
     }
 
     v = json_object_get(root, "object");
@@ -159,8 +211,6 @@ ngx_http_llm_fallback_openai_parse_response(ngx_http_llm_fallback_ctx_t *ctx,
         {
             return NGX_ERROR;
         }
-
-        changed = 1;
     }
 
     if (!json_is_integer(json_object_get(root, "created"))) {
@@ -169,62 +219,11 @@ ngx_http_llm_fallback_openai_parse_response(ngx_http_llm_fallback_ctx_t *ctx,
         {
             return NGX_ERROR;
         }
-
-        changed = 1;
     }
-
-    usage = json_object_get(root, "usage");
-
-    v = json_object_get(usage, "prompt_tokens");
-    res->prompt_tokens = json_is_integer(v) ? json_integer_value(v) : -1;
-
-    v = json_object_get(usage, "completion_tokens");
-    res->completion_tokens = json_is_integer(v) ? json_integer_value(v) : -1;
 
     res->json = root;
 
-    if (!changed) {
-        res->body = *body;
-        return NGX_OK;
-    }
-
     return ngx_http_llm_fallback_dump(ctx->request->pool, root, &res->body);
-}
-
-
-static ngx_int_t
-ngx_http_llm_fallback_openai_usable(json_t *root)
-{
-    json_t  *choices, *choice, *message, *v;
-
-    if (!json_is_object(root)) {
-        return 0;
-    }
-
-    choices = json_object_get(root, "choices");
-
-    if (!json_is_array(choices) || json_array_size(choices) == 0) {
-        return 0;
-    }
-
-    choice = json_array_get(choices, 0);
-    message = json_object_get(choice, "message");
-
-    if (!json_is_object(message)) {
-        return 0;
-    }
-
-    if (json_is_string(json_object_get(message, "content"))) {
-        return 1;
-    }
-
-    v = json_object_get(message, "tool_calls");
-
-    if (json_is_array(v) && json_array_size(v) > 0) {
-        return 1;
-    }
-
-    return json_is_string(json_object_get(message, "refusal"));
 }
 
 
@@ -232,10 +231,9 @@ static json_t *
 ngx_http_llm_fallback_openai_parse_error(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_str_t *body)
 {
-    json_t        *root, *error;
-    json_error_t   jerr;
+    json_t  *root, *error;
 
-    root = json_loadb((char *) body->data, body->len, 0, &jerr);
+    root = ngx_http_llm_fallback_json_load(ctx->request->pool, body);
     if (root == NULL) {
         return NULL;
     }

@@ -10,58 +10,12 @@
 #include "ngx_http_llm_fallback_module.h"
 
 
-#define NGX_HTTP_LLM_FALLBACK_T_STRING    0x01
-#define NGX_HTTP_LLM_FALLBACK_T_ARRAY     0x02
-#define NGX_HTTP_LLM_FALLBACK_T_NULL      0x04
-#define NGX_HTTP_LLM_FALLBACK_T_OBJECT    0x08
-#define NGX_HTTP_LLM_FALLBACK_T_BOOL      0x10
-#define NGX_HTTP_LLM_FALLBACK_T_NUMBER    0x20
-#define NGX_HTTP_LLM_FALLBACK_T_INTEGER   0x40
-
-
-typedef struct {
-    const char                       *name;
-    ngx_uint_t                        types;
-    const char                       *expected;
-} ngx_http_llm_fallback_field_t;
-
-
-static ngx_int_t ngx_http_llm_fallback_check_type(json_t *v,
-    ngx_uint_t types);
+static ngx_int_t ngx_http_llm_fallback_unparsable(
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_error_t *err);
 static ngx_int_t ngx_http_llm_fallback_invalid(
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_error_t *err,
     const char *fmt, const char *param, ngx_int_t index, const char *field,
     const char *expected);
-static ngx_int_t ngx_http_llm_fallback_validate_messages(
-    ngx_http_llm_fallback_ctx_t *ctx, json_t *messages,
-    ngx_http_llm_fallback_error_t *err);
-
-
-static ngx_http_llm_fallback_field_t  ngx_http_llm_fallback_fields[] = {
-    { "model", NGX_HTTP_LLM_FALLBACK_T_STRING, "a string" },
-    { "stream", NGX_HTTP_LLM_FALLBACK_T_BOOL|NGX_HTTP_LLM_FALLBACK_T_NULL,
-      "a boolean" },
-    { "temperature",
-      NGX_HTTP_LLM_FALLBACK_T_NUMBER|NGX_HTTP_LLM_FALLBACK_T_NULL,
-      "a number" },
-    { "top_p", NGX_HTTP_LLM_FALLBACK_T_NUMBER|NGX_HTTP_LLM_FALLBACK_T_NULL,
-      "a number" },
-    { "max_tokens",
-      NGX_HTTP_LLM_FALLBACK_T_INTEGER|NGX_HTTP_LLM_FALLBACK_T_NULL,
-      "an integer" },
-    { "max_completion_tokens",
-      NGX_HTTP_LLM_FALLBACK_T_INTEGER|NGX_HTTP_LLM_FALLBACK_T_NULL,
-      "an integer" },
-    { "tools", NGX_HTTP_LLM_FALLBACK_T_ARRAY, "an array" },
-    { "stream_options",
-      NGX_HTTP_LLM_FALLBACK_T_OBJECT|NGX_HTTP_LLM_FALLBACK_T_NULL,
-      "an object" },
-    { "stop",
-      NGX_HTTP_LLM_FALLBACK_T_STRING|NGX_HTTP_LLM_FALLBACK_T_ARRAY
-      |NGX_HTTP_LLM_FALLBACK_T_NULL,
-      "a string, an array of strings or null" },
-    { NULL, 0, NULL }
-};
 
 
 ngx_int_t
@@ -105,187 +59,187 @@ ngx_http_llm_fallback_is_json(ngx_http_request_t *r)
 }
 
 
+/*
+ * Parses the client's body with the scanner, checks it and fills
+ * client_model, stream and include_usage: no jansson tree is built.
+ * NGX_DECLINED with err filled for the client, NGX_ERROR on no memory.
+ */
+
 ngx_int_t
 ngx_http_llm_fallback_validate(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_error_t *err)
 {
-    json_t                         *v;
-    ngx_http_llm_fallback_field_t  *f;
+    int                                    rc;
+    ngx_http_llm_fallback_json_t          *json;
+    ngx_http_llm_fallback_json_request_t   req;
 
-    if (!json_is_object(ctx->json)) {
-        return ngx_http_llm_fallback_invalid(ctx, err,
-                   "The request body must be a JSON object.",
-                   NULL, -1, NULL, NULL);
+    json = &ctx->scan;
+
+    rc = ngx_http_llm_fallback_json_parse(json, ctx->body.data,
+                                          ctx->body.len,
+                                          ngx_http_llm_fallback_json_palloc,
+                                          ctx->request->pool);
+
+    if (rc == NGX_HTTP_LLM_FALLBACK_JSON_NOMEM) {
+        return NGX_ERROR;
     }
 
-    for (f = ngx_http_llm_fallback_fields; f->name; f++) {
-        v = json_object_get(ctx->json, f->name);
-
-        if (v != NULL && !ngx_http_llm_fallback_check_type(v, f->types)) {
-            return ngx_http_llm_fallback_invalid(ctx, err,
-                       "Invalid type for '%s': expected %s.",
-                       f->name, -1, NULL, f->expected);
-        }
+    if (rc != NGX_HTTP_LLM_FALLBACK_JSON_OK) {
+        return ngx_http_llm_fallback_unparsable(ctx, err);
     }
 
-    v = json_object_get(ctx->json, "max_tokens");
-    if (json_is_integer(v) && json_integer_value(v) < 1) {
-        return ngx_http_llm_fallback_invalid(ctx, err,
-                   "Invalid 'max_tokens': integer below minimum value, "
-                   "expected a value >= 1.", "max_tokens", -1, NULL, NULL);
+    ngx_http_llm_fallback_json_request(json, &req);
+
+    if (req.fmt) {
+        return ngx_http_llm_fallback_invalid(ctx, err, req.fmt, req.param,
+                                             req.index, req.field,
+                                             req.expected);
     }
 
-    v = json_object_get(ctx->json, "max_completion_tokens");
-    if (json_is_integer(v) && json_integer_value(v) < 1) {
-        return ngx_http_llm_fallback_invalid(ctx, err,
-                   "Invalid 'max_completion_tokens': integer below minimum "
-                   "value, expected a value >= 1.", "max_completion_tokens",
-                   -1, NULL, NULL);
+    if (req.model
+        && ngx_http_llm_fallback_json_tok_str(ctx->request->pool,
+                                              &json->toks[req.model],
+                                              &ctx->client_model)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    v = json_object_get(ctx->json, "model");
-    if (json_is_string(v)) {
-        ctx->client_model.len = json_string_length(v);
-        ctx->client_model.data = ngx_pnalloc(ctx->request->pool,
-                                             ctx->client_model.len);
-        if (ctx->client_model.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(ctx->client_model.data, json_string_value(v),
-                   ctx->client_model.len);
-    }
-
-    ctx->stream = json_is_true(json_object_get(ctx->json, "stream"));
-
-    v = json_object_get(ctx->json, "stream_options");
-    if (json_is_object(v)) {
-        v = json_object_get(v, "include_usage");
-
-        if (v != NULL && !json_is_boolean(v)) {
-            return ngx_http_llm_fallback_invalid(ctx, err,
-                       "Invalid type for '%s': expected %s.",
-                       "stream_options.include_usage", -1, NULL,
-                       "a boolean");
-        }
-
-        ctx->include_usage = json_is_true(v);
-    }
-
-    v = json_object_get(ctx->json, "messages");
-
-    if (v == NULL) {
-        return ngx_http_llm_fallback_invalid(ctx, err,
-                   "Missing required parameter: '%s'.",
-                   "messages", -1, NULL, NULL);
-    }
-
-    return ngx_http_llm_fallback_validate_messages(ctx, v, err);
-}
-
-
-static ngx_int_t
-ngx_http_llm_fallback_validate_messages(ngx_http_llm_fallback_ctx_t *ctx,
-    json_t *messages, ngx_http_llm_fallback_error_t *err)
-{
-    size_t   i, j;
-    json_t  *m, *v, *part;
-
-    if (!json_is_array(messages)) {
-        return ngx_http_llm_fallback_invalid(ctx, err,
-                   "Invalid type for '%s': expected an array.",
-                   "messages", -1, NULL, NULL);
-    }
-
-    if (json_array_size(messages) == 0) {
-        return ngx_http_llm_fallback_invalid(ctx, err,
-                   "Invalid '%s': empty array. Expected an array with "
-                   "minimum length 1.", "messages", -1, NULL, NULL);
-    }
-
-    json_array_foreach(messages, i, m) {
-
-        if (!json_is_object(m)) {
-            return ngx_http_llm_fallback_invalid(ctx, err,
-                       "Invalid type for '%s': expected an object.",
-                       "messages", i, NULL, NULL);
-        }
-
-        v = json_object_get(m, "role");
-
-        if (v == NULL) {
-            return ngx_http_llm_fallback_invalid(ctx, err,
-                       "Missing required parameter: '%s'.",
-                       "messages", i, "role", NULL);
-        }
-
-        if (!json_is_string(v)) {
-            return ngx_http_llm_fallback_invalid(ctx, err,
-                       "Invalid type for '%s': expected a string.",
-                       "messages", i, "role", NULL);
-        }
-
-        v = json_object_get(m, "content");
-
-        if (v == NULL || json_is_string(v) || json_is_null(v)) {
-            continue;
-        }
-
-        if (!json_is_array(v)) {
-            return ngx_http_llm_fallback_invalid(ctx, err,
-                       "Invalid type for '%s': expected a string, an array "
-                       "of content parts or null.",
-                       "messages", i, "content", NULL);
-        }
-
-        json_array_foreach(v, j, part) {
-            if (!json_is_object(part)
-                || !json_is_string(json_object_get(part, "type")))
-            {
-                return ngx_http_llm_fallback_invalid(ctx, err,
-                           "Invalid content part in '%s': expected an "
-                           "object with a string 'type'.",
-                           "messages", i, "content", NULL);
-            }
-        }
-    }
+    ctx->stream = req.stream;
+    ctx->include_usage = req.include_usage;
 
     return NGX_OK;
 }
 
 
+/*
+ * The scanner refuses what jansson refuses: jansson is asked for its
+ * error text, off the hot path.
+ */
+
 static ngx_int_t
-ngx_http_llm_fallback_check_type(json_t *v, ngx_uint_t types)
+ngx_http_llm_fallback_unparsable(ngx_http_llm_fallback_ctx_t *ctx,
+    ngx_http_llm_fallback_error_t *err)
 {
-    switch (json_typeof(v)) {
+    json_t        *json;
+    json_error_t   jerr;
 
-    case JSON_STRING:
-        return (types & NGX_HTTP_LLM_FALLBACK_T_STRING) != 0;
+    json = json_loadb((char *) ctx->body.data, ctx->body.len, 0, &jerr);
 
-    case JSON_ARRAY:
-        return (types & NGX_HTTP_LLM_FALLBACK_T_ARRAY) != 0;
+    if (json) {
+        json_decref(json);
 
-    case JSON_OBJECT:
-        return (types & NGX_HTTP_LLM_FALLBACK_T_OBJECT) != 0;
+        ngx_log_error(NGX_LOG_ALERT, ctx->request->connection->log, 0,
+                      "llm fallback: the JSON scanner refused a body that "
+                      "jansson accepts");
 
-    case JSON_NULL:
-        return (types & NGX_HTTP_LLM_FALLBACK_T_NULL) != 0;
-
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return (types & NGX_HTTP_LLM_FALLBACK_T_BOOL) != 0;
-
-    case JSON_INTEGER:
-        return (types & (NGX_HTTP_LLM_FALLBACK_T_INTEGER
-                         |NGX_HTTP_LLM_FALLBACK_T_NUMBER))
-               != 0;
-
-    case JSON_REAL:
-        return (types & NGX_HTTP_LLM_FALLBACK_T_NUMBER) != 0;
-
-    default:
-        return 0;
+        ngx_cpystrn((u_char *) jerr.text, (u_char *) "invalid JSON",
+                    sizeof(jerr.text));
+        jerr.line = 0;
+        jerr.column = 0;
     }
+
+    err->status = NGX_HTTP_BAD_REQUEST;
+    err->type = "invalid_request_error";
+    ngx_str_null(&err->param);
+
+    err->message.data = ngx_pnalloc(ctx->request->pool,
+                                    sizeof(jerr.text) + 128);
+    if (err->message.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    err->message.len = ngx_sprintf(err->message.data,
+                                   "We could not parse the JSON body of "
+                                   "your request: %s (line %d, column %d)",
+                                   jerr.text, jerr.line, jerr.column)
+                       - err->message.data;
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The request as a jansson tree, built from the validation's tokens on
+ * first use: the cache key, the translators and a changed model need
+ * it, pass-through does not.  NULL on no memory.
+ */
+
+json_t *
+ngx_http_llm_fallback_request_json(ngx_http_llm_fallback_ctx_t *ctx)
+{
+    if (ctx->json) {
+        return ctx->json;
+    }
+
+    ctx->json = ngx_http_llm_fallback_json_tree(&ctx->scan);
+
+    if (ctx->json == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_llm_fallback_json_keep(ctx->request->pool, ctx->json)
+        != NGX_OK)
+    {
+        json_decref(ctx->json);
+        ctx->json = NULL;
+    }
+
+    return ctx->json;
+}
+
+
+/*
+ * What json_loadb(body, 0) returns, a new reference or NULL, without
+ * jansson's lexer: scanned, then built from the tokens
+ */
+
+json_t *
+ngx_http_llm_fallback_json_load(ngx_pool_t *pool, ngx_str_t *body)
+{
+    ngx_http_llm_fallback_json_t  json;
+
+    if (ngx_http_llm_fallback_json_parse(&json, body->data, body->len,
+                                         ngx_http_llm_fallback_json_palloc,
+                                         pool)
+        != NGX_HTTP_LLM_FALLBACK_JSON_OK)
+    {
+        return NULL;
+    }
+
+    return ngx_http_llm_fallback_json_tree(&json);
+}
+
+
+/* the scanner's allocator */
+
+void *
+ngx_http_llm_fallback_json_palloc(void *pool, size_t size)
+{
+    return ngx_palloc(pool, size);
+}
+
+
+/* a string token's value: in place when it has no escapes */
+
+ngx_int_t
+ngx_http_llm_fallback_json_tok_str(ngx_pool_t *pool,
+    ngx_http_llm_fallback_json_tok_t *tok, ngx_str_t *out)
+{
+    if (!tok->escaped) {
+        out->data = (u_char *) tok->start;
+        out->len = tok->len;
+        return NGX_OK;
+    }
+
+    out->data = ngx_pnalloc(pool, tok->len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->len = ngx_http_llm_fallback_json_unescape(tok, out->data);
+
+    return NGX_OK;
 }
 
 

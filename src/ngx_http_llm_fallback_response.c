@@ -53,7 +53,8 @@ ngx_http_llm_fallback_dump(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
 {
     size_t  size;
 
-    size = json_dumpb(json, NULL, 0, NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
+    size = ngx_http_llm_fallback_json_dumpb(json, NULL, 0,
+                                            NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
     if (size == 0) {
         return NGX_ERROR;
     }
@@ -63,8 +64,8 @@ ngx_http_llm_fallback_dump(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
         return NGX_ERROR;
     }
 
-    out->len = json_dumpb(json, (char *) out->data, size,
-                          NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
+    out->len = ngx_http_llm_fallback_json_dumpb(json, out->data, size,
+                                            NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
 
     return (out->len == size) ? NGX_OK : NGX_ERROR;
 }

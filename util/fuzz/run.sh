@@ -1,7 +1,8 @@
 #!/bin/sh
 
-# Builds the libFuzzer harnesses of the provider translators and runs each
-# for SECONDS (default 60).  Fails on any crash, leak, sanitizer report or
+# Builds the libFuzzer harnesses of the provider translators and of the
+# hot path's JSON scanner (request: the scanner and the request validation
+# against jansson) and runs each for SECONDS (default 60).  Fails on any crash, leak, sanitizer report or
 # broken promise (see ngx_http_llm_fallback_fuzz.h).
 #
 #   util/fuzz/run.sh [SECONDS] [TARGET...]
@@ -18,7 +19,7 @@ top=$(cd "$dir/../.." && pwd)
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
 
-targets=${*:-"anthropic_request anthropic_response anthropic_stream
+targets=${*:-"request anthropic_request anthropic_response anthropic_stream
               gemini_request gemini_response gemini_stream openai_stream"}
 
 cc=${CC:-clang}
@@ -43,22 +44,24 @@ cflags="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
 libs=$(pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 
 for t in $targets; do
+    xlat=$src/ngx_http_llm_fallback_translate.c
+
     # the streaming translation calls the error and usage helpers of both
     # formats
     case $t in
-        *_stream)    xlat="$src/ngx_http_llm_fallback_xlat_stream.c
+        request)     srcs=$src/ngx_http_llm_fallback_json.c ;;
+        *_stream)    srcs="$src/ngx_http_llm_fallback_xlat_stream.c
                            $src/ngx_http_llm_fallback_anthropic.c
-                           $src/ngx_http_llm_fallback_gemini.c" ;;
-        anthropic_*) xlat=$src/ngx_http_llm_fallback_anthropic.c ;;
-        gemini_*)    xlat=$src/ngx_http_llm_fallback_gemini.c ;;
+                           $src/ngx_http_llm_fallback_gemini.c $xlat" ;;
+        anthropic_*) srcs="$src/ngx_http_llm_fallback_anthropic.c $xlat" ;;
+        gemini_*)    srcs="$src/ngx_http_llm_fallback_gemini.c $xlat" ;;
         *) echo "$0: unknown target $t" >&2; exit 2 ;;
     esac
 
     echo "== build fuzz_$t"
 
     # shellcheck disable=SC2086
-    $cc $cflags -o "$build/fuzz_$t" "$dir/fuzz_$t.c" $xlat \
-        "$src/ngx_http_llm_fallback_translate.c" $libs
+    $cc $cflags -o "$build/fuzz_$t" "$dir/fuzz_$t.c" $srcs $libs
 done
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
@@ -70,6 +73,7 @@ for t in $targets; do
     mkdir -p "$build/corpus/$t"
 
     case $t in
+        request)   seeds="$dir/corpus/request $dir/corpus/openai_response" ;;
         *_request) seeds=$dir/corpus/request ;;
         *)         seeds=$dir/corpus/$t ;;
     esac
@@ -82,7 +86,7 @@ for t in $targets; do
              -dict="$dir/json.dict" \
              -artifact_prefix="$build/artifacts/$t-" \
              ${FUZZ_FLAGS:-} \
-             "$build/corpus/$t" "$seeds" \
+             "$build/corpus/$t" $seeds \
              >"$build/$t.log" 2>&1
     then
         tail -n 60 "$build/$t.log"
