@@ -730,9 +730,11 @@ ngx_http_llm_fallback_openai_stream(ngx_http_llm_fallback_xlat_stream_t *x,
 
     changed = 0;
 
+    /* an empty string is replaced only by one that is not empty */
+
     v = json_object_get(data, "id");
 
-    if (!json_is_string(v) || json_string_length(v) == 0) {
+    if (!json_is_string(v) || (json_string_length(v) == 0 && x->id_len)) {
         if (json_object_set_new(data, "id",
                                 json_stringn(x->id ? x->id : "", x->id_len))
             != 0)
@@ -771,7 +773,7 @@ ngx_http_llm_fallback_openai_stream(ngx_http_llm_fallback_xlat_stream_t *x,
 
     v = json_object_get(data, "model");
 
-    if (!json_is_string(v) || json_string_length(v) == 0) {
+    if (!json_is_string(v) || (json_string_length(v) == 0 && x->model_len)) {
         if (json_object_set_new(data, "model",
                                 json_stringn(x->model ? x->model : "",
                                              x->model_len))
