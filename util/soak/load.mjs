@@ -15,6 +15,10 @@
 //               design, counted apart); from the always-healthy provider,
 //               or before any content, it is a failure.
 //
+// A few requests (abortShare) are abandoned by their client at a random
+// moment (waiting for the answer, or in the middle of a stream): not
+// checked, counted apart; they exercise the module's clean-up.
+//
 // A request whose keep-alive connection nginx closed just as it was sent
 // (an old worker closing its idle connections at a reload) failed before
 // nginx read it: it is sent again, and its time is reported so that
@@ -49,6 +53,7 @@ const st = {
     reasons: {},                // "provider:reason" from X-LLM-Fallback
     attempts: {},               // X-LLM-Attempts -> count
     kaRetries: [],              // times of keep-alive races retried
+    aborted: 0,                 // requests the client gave up on purpose
     lat: { plain: [], stream: [] },
     ttfb: [],
 };
@@ -104,6 +109,15 @@ function exchange(req, retry = 0) {
         });
 
         r.setTimeout(TIMEOUT, () => r.destroy(new Error('client timeout')));
+
+        if (req.abortAfter !== undefined) {
+            const t = setTimeout(() => {
+                req.abandoned = true;
+                r.destroy(new Error('abandoned'));
+            }, req.abortAfter);
+
+            r.on('close', () => clearTimeout(t));
+        }
 
         r.on('error', (err) => {
             if (r.reusedSocket && !r.res && retry < 3
@@ -281,6 +295,11 @@ async function one() {
 
     const req = { id: `${cfg.seed}-${st.total + 1}`, stream, prompt,
                   body: JSON.stringify(body) };
+
+    if (rand() < cfg.abortShare) {
+        req.abortAfter = rand.int(0, 1500);
+    }
+
     const t0 = Date.now();
 
     st.total++;
@@ -291,6 +310,11 @@ async function one() {
     try {
         res = await exchange(req);
     } catch (err) {
+        if (req.abandoned) {
+            st.aborted++;
+            return;
+        }
+
         fail(req, `${stream ? 'stream' : 'plain'}: ${err.code ?? err.message}`,
              { error: String(err) });
         return;

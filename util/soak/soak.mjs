@@ -597,9 +597,9 @@ function summarize(load, fakeStat, reloads, old, shutdown) {
     p('');
     p(table([
         ['requests', 'rps', 'ok', 'failed', 'stream', 'non-stream',
-         'interrupted after commit (by design)'],
+         'interrupted after commit (by design)', 'abandoned by the client'],
         [load.total, (load.total / load.seconds).toFixed(1), load.ok,
-         load.failed, load.stream, load.plain, interrupted],
+         load.failed, load.stream, load.plain, interrupted, load.aborted],
     ]));
     p('');
     p(table([
@@ -782,7 +782,7 @@ async function main() {
 
     const load = track('load', fork(`${here}/load.mjs`, [JSON.stringify({
         port: nginxPort, clients: CLIENTS, seed: SEED, healthy: HEALTHY,
-        streamShare: 0.5, uniqueShare: 0.5, pool: 200,
+        streamShare: 0.5, uniqueShare: 0.5, pool: 200, abortShare: 0.01,
     })], { cwd: DIR, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
 
     t0 = Date.now();
