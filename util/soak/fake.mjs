@@ -260,8 +260,33 @@ function fiveXX() {
     return codes[rand.int(0, codes.length - 1)];
 }
 
+// the faults answered alike, stream or not: true when FAULT is one
+function failAlike(res, fault) {
+    switch (fault) {
+    case 'reset':
+        reset(res);
+        return true;
+    case 'hang':
+        hang(res);
+        return true;
+    case '5xx':
+        sendError(res, fiveXX());
+        return true;
+    case '429':
+    case 'ratelimit':
+        sendError(res, 429, { 'Retry-After': fault === '429' ? '1' : '2' });
+        return true;
+    }
+
+    return false;
+}
+
 async function answerPlain(res, fault, tokens) {
     const body = completion(tokens);
+
+    if (failAlike(res, fault)) {
+        return;
+    }
 
     switch (fault) {
     case 'slow':
@@ -270,16 +295,6 @@ async function answerPlain(res, fault, tokens) {
             sendJson(res, 200, body);
         }
         return;
-    case 'reset':
-        return reset(res);
-    case 'hang':
-        return hang(res);
-    case '5xx':
-        return sendError(res, fiveXX());
-    case '429':
-    case 'ratelimit':
-        return sendError(res, 429, { 'Retry-After': fault === '429' ? '1'
-                                                                     : '2' });
     case 'garbage':
         return sendJson(res, 200, rand() < 0.5
             ? '<html><body>502 Bad Gateway</body></html>'
@@ -312,17 +327,11 @@ async function answerStream(res, fault, tokens, usage) {
     const first = ev.tokens.slice(0, 1);
     const rest = ev.tokens.slice(1);
 
+    if (failAlike(res, fault)) {
+        return;
+    }
+
     switch (fault) {
-    case 'reset':
-        return reset(res);
-    case 'hang':
-        return hang(res);
-    case '5xx':
-        return sendError(res, fiveXX());
-    case '429':
-    case 'ratelimit':
-        return sendError(res, 429, { 'Retry-After': fault === '429' ? '1'
-                                                                     : '2' });
     case 'bad_status':
         return raw(res, 'garbage\r\n\r\n' + ev.head.join(''));
     case 'json_answer':
@@ -458,12 +467,13 @@ async function listen() {
 }
 
 async function outages() {
-    for (let round = [];; ) {
+    // the first one refuses connections, so that even a short run has some
+    for (let round = ['refuse'];; ) {
         await sleep(rand.int(10000, 30000));
 
         if (round.length === 0) {
-            round = OUTAGES.map((k) => [rand(), k]).sort((a, b) => a[0] - b[0])
-                .map(([, k]) => k);
+            round = OUTAGES.map((k) => [rand(), k])
+                .sort((a, b) => a[0] - b[0]).map(([, k]) => k);
         }
 
         const kind = round.pop();

@@ -26,7 +26,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sleep, freePort, canConnect, percentile } from './common.mjs';
+import { sleep, freePort, canConnect } from './common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const top = path.resolve(here, '../..');
@@ -56,7 +56,8 @@ const PROVIDERS = [
     { name: 'flaky1', format: 'openai', flaky: true },
     { name: 'flaky2', format: 'openai', flaky: true },
     { name: 'anthropic_flaky', format: 'anthropic', flaky: true },
-    { name: HEALTHY, format: 'openai', flaky: env.SOAK_BREAK_HEALTHY === '1' },
+    { name: HEALTHY, format: 'openai',
+      flaky: env.SOAK_BREAK_HEALTHY === '1' },
 ];
 
 const children = new Map();     // name -> ChildProcess
@@ -148,22 +149,31 @@ function redisPing() {
     });
 }
 
+// started again on the same port: a redis-server that exits at once (the
+// port taken meanwhile by another process) is tried again for 10 s
 async function redisStart() {
-    const out = fs.openSync(`${DIR}/logs/redis.out`, 'a');
-    const proc = spawn('redis-server', [
-        '--port', String(redisPort), '--bind', '127.0.0.1',
-        '--save', '', '--appendonly', 'no', '--daemonize', 'no',
-        '--dir', `${DIR}/redis`, '--logfile', `${DIR}/logs/redis.log`,
-    ], { cwd: DIR, stdio: ['ignore', out, out] });
+    for (let attempt = 0; attempt < 20; attempt++) {
+        const out = fs.openSync(`${DIR}/logs/redis.out`, 'a');
+        const proc = spawn('redis-server', [
+            '--port', String(redisPort), '--bind', '127.0.0.1',
+            '--save', '', '--appendonly', 'no', '--daemonize', 'no',
+            '--dir', `${DIR}/redis`, '--logfile', `${DIR}/logs/redis.log`,
+        ], { cwd: DIR, stdio: ['ignore', out, out] });
 
-    fs.closeSync(out);
-    track('redis', proc);
+        fs.closeSync(out);
+        track('redis', proc);
+        await sleep(100);
 
-    for (let i = 0; i < 100; i++) {
-        if (await redisPing()) {
-            return;
+        for (let i = 0; i < 100 && proc.exitCode === null; i++) {
+            if (await redisPing() && proc.exitCode === null) {
+                return;
+            }
+            await sleep(50);
         }
-        await sleep(50);
+
+        proc.kill('SIGKILL');
+        await exited(proc, 5000);
+        await sleep(500);
     }
 
     throw new Error(`redis-server on port ${redisPort} did not start`);
@@ -368,18 +378,123 @@ const reloads = [];             // when SIGHUP was sent (ms)
 const oldWorkers = new Map();   // pid -> { reload, last }
 let oldWorkerMax = 0;
 
-function readProc(pid) {
+const TCP_STATES = {
+    '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV',
+    '04': 'FIN_WAIT1', '05': 'FIN_WAIT2', '06': 'TIME_WAIT', '07': 'CLOSE',
+    '08': 'CLOSE_WAIT', '09': 'LAST_ACK', '0A': 'LISTEN', '0B': 'CLOSING',
+};
+
+// inode -> "STATE peer" of every TCP socket on the machine
+function tcpSockets() {
+    const names = new Map([[nginxPort, 'client'], [redisPort, 'redis'],
+                           ...[...fakes].map(([n, f]) => [f.port, n])]);
+    const socks = new Map();
+    let text = '';
+
+    try {
+        text = fs.readFileSync('/proc/net/tcp', 'utf8');
+    } catch {
+        return socks;
+    }
+
+    for (const line of text.split('\n').slice(1)) {
+        const f = line.trim().split(/\s+/);
+
+        if (f.length < 10 || f[9] === '0') {
+            continue;
+        }
+
+        const lport = parseInt(f[1].split(':')[1], 16);
+        const rport = parseInt(f[2].split(':')[1], 16);
+        const peer = lport === nginxPort ? 'client'
+                   : names.get(rport) ?? `port ${rport}`;
+
+        socks.set(f[9], `${TCP_STATES[f[3]] ?? f[3]} ${peer}`);
+    }
+
+    return socks;
+}
+
+// a process' RSS (KiB) and open fds; with TCP (tcpSockets()), its fds by
+// kind ("ESTABLISHED client", "CLOSE_WAIT flaky1", a file's path, ...),
+// and "steady": the fds that do not follow the load, files, pipes and the
+// like, and sockets in CLOSE_WAIT (the peer closed, nginx did not: a
+// leaked connection ends there)
+function readProc(pid, tcp) {
     try {
         const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
         const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')
             .replace(/\0/g, ' ').trim();
         const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0);
-        const fds = fs.readdirSync(`/proc/${pid}/fd`).length;
+        const fds = fs.readdirSync(`/proc/${pid}/fd`);
+        const kinds = {};
+        let steady = 0;
 
-        return { pid, cmd, rss, fds };
+        for (const fd of tcp ? fds : []) {
+            let kind;
+
+            try {
+                kind = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+            } catch {
+                continue;
+            }
+
+            const inode = /^socket:\[(\d+)\]$/.exec(kind)?.[1];
+
+            if (inode) {
+                kind = tcp.get(inode) ?? 'socket (other)';
+                steady += kind.startsWith('CLOSE_WAIT ');
+
+            } else {
+                steady++;
+            }
+
+            kinds[kind] = (kinds[kind] || 0) + 1;
+        }
+
+        return { pid, cmd, rss, fds: fds.length, steady, kinds };
     } catch {
         return null;        // it exited meanwhile
     }
+}
+
+// the master's children: current workers and old ones shutting down
+function nginxProcs(tcp) {
+    let kids = [];
+
+    try {
+        kids = fs.readFileSync(`/proc/${master}/task/${master}/children`,
+                               'utf8').trim().split(/\s+/).filter(Boolean);
+    } catch {
+        return { workers: [], old: [] };
+    }
+
+    const procs = kids.map((pid) => readProc(pid, tcp)).filter(Boolean);
+
+    return {
+        workers: procs.filter((p) => p.cmd === 'nginx: worker process'),
+        old: procs.filter((p) => /shutting down/.test(p.cmd)),
+    };
+}
+
+// the two current workers summed, or null (a reload in progress)
+function workerSum(workers) {
+    if (workers.length !== 2) {
+        return null;
+    }
+
+    const kinds = {};
+
+    for (const w of workers) {
+        for (const [k, v] of Object.entries(w.kinds)) {
+            kinds[k] = (kinds[k] || 0) + v;
+        }
+    }
+
+    const sum = (k) => workers.reduce((a, w) => a + w[k], 0);
+
+    return { rss: sum('rss'), fds: sum('fds'), steady: sum('steady'),
+             kinds };
 }
 
 function sample() {
@@ -387,18 +502,8 @@ function sample() {
         return;
     }
 
-    let kids = [];
-
-    try {
-        kids = fs.readFileSync(`/proc/${master}/task/${master}/children`,
-                               'utf8').trim().split(/\s+/).filter(Boolean);
-    } catch {
-        return;
-    }
-
-    const procs = kids.map(readProc).filter(Boolean);
-    const workers = procs.filter((p) => p.cmd === 'nginx: worker process');
-    const old = procs.filter((p) => /shutting down/.test(p.cmd));
+    const { workers, old } = nginxProcs(tcpSockets());
+    const w = workerSum(workers);
     const m = readProc(master);
     const now = Date.now();
 
@@ -411,17 +516,30 @@ function sample() {
         oldWorkerMax = Math.max(oldWorkerMax, (o.last - o.reload) / 1000);
     }
 
-    // a reload in progress (the new workers not all there): not a sample
-    if (workers.length !== 2 || !m || !t0) {
+    if (!w || !m || !t0) {
         return;
     }
 
-    samples.push({
-        t: since(),
-        rss: workers.reduce((s, p) => s + p.rss, 0),
-        fds: workers.reduce((s, p) => s + p.fds, 0),
-        mrss: m.rss, mfds: m.fds, old: old.length,
-    });
+    samples.push({ t: since(), rss: w.rss, fds: w.fds, steady: w.steady,
+                   mrss: m.rss, mfds: m.fds, old: old.length });
+}
+
+// the idle workers' fds: at start, and after the run once every
+// connection is closed (upstream keep-alive included: keepalive_timeout
+// 20s); waits up to MS for them to come down to BASE
+async function idleFds(base, ms) {
+    const end = Date.now() + ms;
+    let w = null;
+
+    for (;;) {
+        w = workerSum(nginxProcs(tcpSockets()).workers) ?? w;
+
+        if ((w && (!base || w.fds <= base.fds + 2)) || Date.now() > end) {
+            return w;
+        }
+
+        await sleep(1000);
+    }
 }
 
 function windowAvg(from, to) {
@@ -429,7 +547,8 @@ function windowAvg(from, to) {
     const avg = (k) => s.reduce((a, x) => a + x[k], 0) / (s.length || 1);
 
     return { n: s.length, rss: avg('rss'), fds: avg('fds'),
-             mrss: avg('mrss'), mfds: avg('mfds') };
+             steady: avg('steady'), mrss: avg('mrss'),
+             mfds: avg('mfds') };
 }
 
 
@@ -489,6 +608,15 @@ const elog = { offset: 0, partial: '', levels: {}, bad: [], badCount: 0,
 
 const BAD = /\[(alert|crit|emerg)\]|exited on signal/;
 
+function bad(line) {
+    if (BAD.test(line)) {
+        elog.badCount++;
+        if (elog.bad.length < 20) {
+            elog.bad.push(line);
+        }
+    }
+}
+
 function scanLog() {
     let fd;
 
@@ -516,12 +644,7 @@ function scanLog() {
             const lv = /^\S+ \S+ \[(\w+)\]/.exec(l)?.[1] ?? '?';
             elog.levels[lv] = (elog.levels[lv] || 0) + 1;
 
-            if (BAD.test(l)) {
-                elog.badCount++;
-                if (elog.bad.length < 20) {
-                    elog.bad.push(l);
-                }
-            }
+            bad(l);
 
             const b = /llm provider "(\w+)" circuit breaker (opened|reopened|closed)/
                 .exec(l);
@@ -565,7 +688,7 @@ function sorted(o) {
     return Object.entries(o).sort((a, b) => b[1] - a[1]);
 }
 
-function summarize(load, fakeStat, reloads, old, shutdown) {
+function summarize(load, fakeStat, old, shutdown, idle) {
     const out = [];
     const p = (s = '') => out.push(s);
     const kib = (k) => `${(k / 1024).toFixed(1)} MiB`;
@@ -575,6 +698,8 @@ function summarize(load, fakeStat, reloads, old, shutdown) {
     const last = windowAvg(SECONDS - WINDOW, SECONDS);
     const drss = (last.rss - first.rss) / 1024;
     const dfds = last.fds - first.fds;
+    const dsteady = last.steady - first.steady;
+    const left = idle.end.fds - idle.base.fds;
     const dmrss = (last.mrss - first.mrss) / 1024;
     const dmfds = last.mfds - first.mfds;
     const interrupted = Object.values(load.interrupted)
@@ -671,13 +796,24 @@ function summarize(load, fakeStat, reloads, old, shutdown) {
         ['worker RSS (sum of 2)', kib(first.rss), kib(last.rss),
          `${drss.toFixed(2)} MiB`, `< ${RSS_MIB} MiB`],
         ['worker open fds (sum)', first.fds.toFixed(1), last.fds.toFixed(1),
-         dfds.toFixed(1), `< ${FDS}`],
+         dfds.toFixed(1), '(follows the load)'],
+        ['  files, pipes, CLOSE_WAIT', first.steady.toFixed(1),
+         last.steady.toFixed(1), dsteady.toFixed(1), `< ${FDS}`],
         ['master RSS', kib(first.mrss), kib(last.mrss),
          `${dmrss.toFixed(2)} MiB`, `< ${RSS_MIB} MiB`],
         ['master open fds', first.mfds.toFixed(1), last.mfds.toFixed(1),
          dmfds.toFixed(1), `< ${FDS}`],
         ['samples', first.n, last.n, '', ''],
     ]));
+    p(`idle workers' open fds: ${idle.base.fds} after the start,`
+      + ` ${idle.end.fds} after the run once their connections closed`
+      + ' (their Redis connections may stay: +2)');
+
+    if (left > 2) {
+        p('  by kind, after the run: ' + sorted(idle.end.kinds)
+            .map(([k, v]) => `${k} x${v}`).join(', '));
+    }
+
     p(`old workers: the longest one lived ${old.toFixed(0)} s after its`
       + ` reload (${oldWorkers.size} seen)`);
     p(`keep-alive connections closed by nginx as a request was sent (sent`
@@ -717,8 +853,10 @@ function summarize(load, fakeStat, reloads, old, shutdown) {
         [`worker RSS flat (growth < ${RSS_MIB} MiB)`,
          first.n > 0 && last.n > 0 && drss < RSS_MIB,
          `${drss.toFixed(2)} MiB`],
-        [`worker open fds flat (growth < ${FDS})`,
-         first.n > 0 && last.n > 0 && dfds < FDS, dfds.toFixed(1)],
+        [`worker fds flat (files, pipes, CLOSE_WAIT: growth < ${FDS})`,
+         first.n > 0 && last.n > 0 && dsteady < FDS, dsteady.toFixed(1)],
+        ['no fd left open: idle workers after the run as after the start',
+         left <= 2, `${left > 0 ? '+' : ''}${left}`],
         ['master RSS and fds flat', dmrss < RSS_MIB && dmfds < FDS,
          `${dmrss.toFixed(2)} MiB, ${dmfds.toFixed(1)} fds`],
         [`old workers exit within ${OLD_WORKER_S} s of a reload`,
@@ -778,7 +916,10 @@ async function main() {
         + `:${fakes.get(p.name).port}`).join(', '));
 
     await nginxStart();
-    log(`nginx ${NGINX} (master ${master}) on 127.0.0.1:${nginxPort}`);
+    await sleep(1000);
+    const idleBase = await idleFds(null, 10000);
+    log(`nginx ${NGINX} (master ${master}) on 127.0.0.1:${nginxPort},`
+        + ` workers with ${idleBase?.fds} open fds`);
 
     const load = track('load', fork(`${here}/load.mjs`, [JSON.stringify({
         port: nginxPort, clients: CLIENTS, seed: SEED, healthy: HEALTHY,
@@ -870,6 +1011,9 @@ async function main() {
     timers.forEach(clearInterval);
     sample();
 
+    log('waiting for the idle workers to close every connection');
+    const idleEnd = await idleFds(idleBase, 40000);
+
     const fakeStat = {};
     for (const [name, f] of fakes) {
         fakeStat[name] = await fakeStats(f.proc);
@@ -882,7 +1026,12 @@ async function main() {
         && nginx.exitCode === 0;
     scanLog();
 
-    const s = summarize(stats, fakeStat, reloads, oldWorkerMax, shutdown);
+    // what nginx wrote before its error log was open
+    fs.readFileSync(`${DIR}/logs/nginx.stderr`, 'utf8').split('\n')
+        .forEach(bad);
+
+    const s = summarize(stats, fakeStat, oldWorkerMax, shutdown,
+                        { base: idleBase, end: idleEnd });
 
     fs.writeFileSync(`${DIR}/summary.txt`, s.text + '\n');
     fs.writeFileSync(`${DIR}/stats.json`, JSON.stringify({
