@@ -16,6 +16,9 @@
 #   make lint        C style checks (util/lint.sh)
 #   make fuzz        libFuzzer harnesses of the JSON scanner and the
 #                    translators, FUZZ_SECONDS each (default 60)
+#   make soak        200 clients through flaky providers, Redis restarts and
+#                    reloads for SOAK_SECONDS (default 1800), pass criteria
+#                    (util/soak/); logs in build/soak
 #   make bench       the module against plain proxy_pass (bench/run.sh)
 #   make bench-callgrind  instructions per request (bench/callgrind.sh)
 #   make clean
@@ -50,7 +53,7 @@ TEST_ENV = TEST_NGINX_RANDOMIZE=1
 
 .PHONY: all build deps test test-prove test-sdk test-examples \
         build-asan test-asan demo demo-stop lint clean sdk-deps \
-        fuzz bench bench-callgrind test-valgrind
+        fuzz bench bench-callgrind test-valgrind soak
 
 all: build
 
@@ -169,6 +172,15 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	@echo "=== libFuzzer: each harness for $(FUZZ_SECONDS) s ==="
 	bash util/fuzz/run.sh $(FUZZ_SECONDS)
+
+
+# ---------------------------------------------------------------- soak
+
+SOAK_SECONDS ?= 1800
+
+soak: build
+	@echo "=== soak: $(SOAK_SECONDS) s (util/soak/) ==="
+	SOAK_SECONDS=$(SOAK_SECONDS) bash util/soak/run.sh
 
 
 # ---------------------------------------------------------------- bench
