@@ -28,7 +28,7 @@
 
 #define NGX_HTTP_LLM_FALLBACK_STREAM_BUF         4096
 #define NGX_HTTP_LLM_FALLBACK_STREAM_LINE        1024
-#define NGX_HTTP_LLM_FALLBACK_STREAM_NAME        32
+#define NGX_HTTP_LLM_FALLBACK_EVNAME             32
 /* output not yet taken by the client past which the input waits */
 #define NGX_HTTP_LLM_FALLBACK_STREAM_BUSY        65536
 
@@ -51,8 +51,7 @@ struct ngx_http_llm_fallback_stream_s {
     size_t                                data_len;
     size_t                                data_size;
     size_t                                max;
-    u_char                                name[
-                                              NGX_HTTP_LLM_FALLBACK_STREAM_NAME];
+    u_char                                name[NGX_HTTP_LLM_FALLBACK_EVNAME];
 
     /* the upstream's buffers not parsed yet */
     ngx_chain_t                          *in;
@@ -450,7 +449,7 @@ ngx_http_llm_fallback_stream_line(ngx_http_request_t *sr,
     }
 
     if (n == 5 && ngx_strncmp(line, "event", 5) == 0) {
-        n = ngx_min(vlen, NGX_HTTP_LLM_FALLBACK_STREAM_NAME - 1);
+        n = ngx_min(vlen, NGX_HTTP_LLM_FALLBACK_EVNAME - 1);
         ngx_memcpy(st->name, value, n);
         st->name[n] = '\0';
     }
@@ -722,8 +721,9 @@ ngx_http_llm_fallback_stream_buf(ngx_http_request_t *r,
             return NULL;
         }
 
-        b = ngx_create_temp_buf(r->pool,
-                                ngx_max(size, NGX_HTTP_LLM_FALLBACK_STREAM_BUF));
+        size = ngx_max(size, NGX_HTTP_LLM_FALLBACK_STREAM_BUF);
+
+        b = ngx_create_temp_buf(r->pool, size);
         if (b == NULL) {
             return NULL;
         }
