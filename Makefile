@@ -21,6 +21,7 @@
 #                    (util/soak/); logs in build/soak
 #   make bench       the module against plain proxy_pass (bench/run.sh)
 #   make bench-callgrind  instructions per request (bench/callgrind.sh)
+#   make bench-rss   worker RSS over a million requests (bench/rss.sh)
 #   make clean
 
 SHELL := /bin/bash
@@ -53,7 +54,7 @@ TEST_ENV = TEST_NGINX_RANDOMIZE=1
 
 .PHONY: all build deps test test-prove test-sdk test-examples \
         build-asan test-asan demo demo-stop lint clean sdk-deps \
-        fuzz bench bench-callgrind test-valgrind soak
+        fuzz bench bench-callgrind bench-rss test-valgrind soak
 
 all: build
 
@@ -190,6 +191,9 @@ bench: deps build
 
 bench-callgrind: deps build
 	bash bench/callgrind.sh
+
+bench-rss: deps build
+	bash bench/rss.sh
 
 
 # ---------------------------------------------------------------- demo

@@ -78,8 +78,10 @@ add_block_preprocessor(sub {
         }
 } . ($block->config // ''));
 
-    if ($ENV{TEST_NGINX_USE_VALGRIND} && defined $block->config) {
-        # valgrind is slower than the default timeout=100ms
+    if (($ENV{TEST_NGINX_USE_VALGRIND} || $ENV{ASAN_OPTIONS})
+        && defined $block->config)
+    {
+        # valgrind and ASan are slower than the default timeout=100ms
         (my $config = $block->config) =~
             s/(llm_cache redis=[^;]*);/
               my $d = $1; $d =~ m{timeout=} ? "$d;" : "$d timeout=3s;"/ge;

@@ -28,7 +28,8 @@ if (!$LLMRedis::Available) {
     plan skip_all => 'redis-server is not installed (Debian: redis-server)';
 }
 
-my $slow = $ENV{TEST_NGINX_USE_VALGRIND} ? 6 : 1;
+# valgrind and the sanitizers slow nginx down: timeouts and waits scale
+my $slow = $ENV{TEST_NGINX_USE_VALGRIND} ? 6 : $ENV{ASAN_OPTIONS} ? 3 : 1;
 
 my $ok = '{"id":"chatcmpl-c","object":"chat.completion","created":1,'
        . '"model":"m-ok","choices":[{"index":0,"message":{"role":"assistant",'
@@ -40,7 +41,7 @@ sub node {
     my (%o) = @_;
     my $target = $o{fail} ? '503' : 'ok';
 
-    # valgrind slows nginx down more than the default 100ms allows
+    # valgrind and ASan slow nginx down more than the default 100ms allows
     $o{cache} .= ' timeout=2s' if $slow > 1 && $o{cache} !~ /timeout=/;
 
     return LLMNode->new(http => <<"END");
