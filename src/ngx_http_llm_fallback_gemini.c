@@ -1029,8 +1029,9 @@ ngx_http_llm_fallback_gemini_choice(json_t *candidate, size_t index,
         }
 
         fc = json_object_get(part, "functionCall");
+        v = json_object_get(fc, "name");
 
-        if (!json_is_string(json_object_get(fc, "name"))) {
+        if (!json_is_string(v) || json_string_length(v) == 0) {
             continue;
         }
 
@@ -1108,7 +1109,9 @@ ngx_http_llm_fallback_gemini_call(json_t *part, size_t n,
     fc = json_object_get(part, "functionCall");
     name = json_object_get(fc, "name");
 
-    if (!json_is_string(name)) {
+    /* a call must name its function */
+
+    if (!json_is_string(name) || json_string_length(name) == 0) {
         return NULL;
     }
 
