@@ -840,7 +840,8 @@ function summarize(load, fakeStat, old, shutdown, idle) {
     }
 
     const coverage = load.cache.HIT > 0 && load.cache.MISS > 0
-        && load.fellBack > 0 && opened > 0 && reloads.length > 0
+        && load.fellBack > 0 && opened > 0
+        && (RELOAD_EVERY === 0 || reloads.length > 0)
         && elog.refused > 0 && elog.streamCuts > 0
         && (REDIS_EVERY === 0 || redisStats.restarts > 0)
         && Object.values(fakeStat).some((s) => s?.outages > 0);
