@@ -20,8 +20,6 @@
 #define NGX_HTTP_LLM_FALLBACK_CAPTURE_MIN  4096
 
 
-static ngx_http_llm_fallback_sr_ctx_t *ngx_http_llm_fallback_capture_ctx(
-    ngx_http_request_t *r);
 static ngx_int_t ngx_http_llm_fallback_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llm_fallback_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -48,8 +46,10 @@ ngx_http_llm_fallback_filter_init(ngx_conf_t *cf)
 }
 
 
-static ngx_http_llm_fallback_sr_ctx_t *
-ngx_http_llm_fallback_capture_ctx(ngx_http_request_t *r)
+/* the attempt a subrequest is, or NULL: for the filters and variables */
+
+ngx_http_llm_fallback_sr_ctx_t *
+ngx_http_llm_fallback_attempt_ctx(ngx_http_request_t *r)
 {
     ngx_http_llm_fallback_sr_ctx_t  *sc;
 
@@ -81,7 +81,7 @@ ngx_http_llm_fallback_header_filter(ngx_http_request_t *r)
     size_t                           size;
     ngx_http_llm_fallback_sr_ctx_t  *sc;
 
-    sc = ngx_http_llm_fallback_capture_ctx(r);
+    sc = ngx_http_llm_fallback_attempt_ctx(r);
 
     if (sc == NULL) {
         return ngx_http_next_header_filter(r);
@@ -148,7 +148,7 @@ ngx_http_llm_fallback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     ngx_chain_t                     *cl;
     ngx_http_llm_fallback_sr_ctx_t  *sc;
 
-    sc = ngx_http_llm_fallback_capture_ctx(r);
+    sc = ngx_http_llm_fallback_attempt_ctx(r);
 
     if (sc == NULL) {
         return ngx_http_next_body_filter(r, in);

@@ -453,11 +453,6 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
 
     reason = ngx_http_llm_fallback_classify(sc, &status);
 
-    if (reason == NGX_HTTP_LLM_FALLBACK_OK && sc->stream) {
-        /* a stream that ended complete before it was committed */
-        reason = NGX_HTTP_LLM_FALLBACK_INVALID;
-    }
-
     if (reason == NGX_HTTP_LLM_FALLBACK_OK) {
         body.data = sc->start;
         body.len = sc->last - sc->start;

@@ -392,6 +392,8 @@ void ngx_http_llm_fallback_stream_done(ngx_http_request_t *r,
 
 /* filter.c */
 ngx_int_t ngx_http_llm_fallback_filter_init(ngx_conf_t *cf);
+ngx_http_llm_fallback_sr_ctx_t *ngx_http_llm_fallback_attempt_ctx(
+    ngx_http_request_t *r);
 ngx_int_t ngx_http_llm_fallback_next_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 void ngx_http_llm_fallback_stop_upstream(ngx_http_request_t *r);

@@ -28,8 +28,6 @@ static ngx_int_t ngx_http_llm_fallback_provider_model_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_llm_fallback_gemini_method_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_http_llm_fallback_sr_ctx_t *ngx_http_llm_fallback_attempt_ctx(
-    ngx_http_request_t *r);
 
 
 static ngx_http_variable_t  ngx_http_llm_fallback_vars[] = {
@@ -281,26 +279,3 @@ ngx_http_llm_fallback_gemini_method_variable(ngx_http_request_t *r,
     return NGX_OK;
 }
 
-
-static ngx_http_llm_fallback_sr_ctx_t *
-ngx_http_llm_fallback_attempt_ctx(ngx_http_request_t *r)
-{
-    ngx_http_llm_fallback_sr_ctx_t  *sc;
-
-    if (r == r->main) {
-        return NULL;
-    }
-
-    sc = ngx_http_get_module_ctx(r, ngx_http_llm_fallback_module);
-
-    if (sc == NULL
-        && r->post_subrequest
-        && r->post_subrequest->handler
-           == ngx_http_llm_fallback_post_subrequest)
-    {
-        /* after an internal redirect in the provider location */
-        sc = r->post_subrequest->data;
-    }
-
-    return sc;
-}
