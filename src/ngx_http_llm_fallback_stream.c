@@ -94,6 +94,8 @@ static ngx_int_t ngx_http_llm_fallback_stream_write(ngx_http_request_t *r,
     ngx_http_llm_fallback_stream_t *st, u_char *data, size_t len);
 static ngx_int_t ngx_http_llm_fallback_stream_write_json(
     ngx_http_request_t *r, ngx_http_llm_fallback_stream_t *st, json_t *json);
+static ngx_int_t ngx_http_llm_fallback_stream_written(
+    ngx_http_llm_fallback_stream_t *st, ngx_buf_t *b, size_t len);
 static ngx_int_t ngx_http_llm_fallback_stream_flush(ngx_http_request_t *r,
     ngx_http_llm_fallback_stream_t *st);
 static ngx_int_t ngx_http_llm_fallback_stream_result(ngx_http_request_t *r,
@@ -751,31 +753,22 @@ static ngx_int_t
 ngx_http_llm_fallback_stream_write(ngx_http_request_t *r,
     ngx_http_llm_fallback_stream_t *st, u_char *data, size_t len)
 {
-    size_t      size;
     ngx_buf_t  *b;
 
-    size = sizeof("data: \n\n") - 1 + len;
-
-    b = ngx_http_llm_fallback_stream_buf(r, st, size);
+    b = ngx_http_llm_fallback_stream_buf(r, st,
+                                         sizeof("data: \n\n") - 1 + len);
     if (b == NULL) {
         return NGX_ERROR;
     }
 
     b->last = ngx_cpymem(b->last, "data: ", sizeof("data: ") - 1);
     b->last = ngx_cpymem(b->last, data, len);
-    *b->last++ = LF;
-    *b->last++ = LF;
 
-    st->held += size;
-
-    if (st->held > st->max && st->failure == 0) {
-        /* not a single content delta in all that */
-        st->failure = NGX_HTTP_LLM_FALLBACK_STREAM_TOO_LARGE;
-    }
-
-    return NGX_OK;
+    return ngx_http_llm_fallback_stream_written(st, b, len);
 }
 
+
+/* serialised in place: a second pass only when it does not fit */
 
 static ngx_int_t
 ngx_http_llm_fallback_stream_write_json(ngx_http_request_t *r,
@@ -793,8 +786,10 @@ ngx_http_llm_fallback_stream_write_json(ngx_http_request_t *r,
 
     room = b->end - b->last - extra;
 
-    n = json_dumpb(json, (char *) b->last + sizeof("data: ") - 1, room,
-                   NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
+    n = ngx_http_llm_fallback_json_dumpb(json,
+                                         b->last + sizeof("data: ") - 1,
+                                         room,
+                                         NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
     if (n == 0) {
         return NGX_ERROR;
     }
@@ -805,8 +800,10 @@ ngx_http_llm_fallback_stream_write_json(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        if (json_dumpb(json, (char *) b->last + sizeof("data: ") - 1, n,
-                       NGX_HTTP_LLM_FALLBACK_JSON_FLAGS)
+        if (ngx_http_llm_fallback_json_dumpb(json,
+                                             b->last + sizeof("data: ") - 1,
+                                             n,
+                                             NGX_HTTP_LLM_FALLBACK_JSON_FLAGS)
             != n)
         {
             return NGX_ERROR;
@@ -814,12 +811,24 @@ ngx_http_llm_fallback_stream_write_json(ngx_http_request_t *r,
     }
 
     b->last = ngx_cpymem(b->last, "data: ", sizeof("data: ") - 1) + n;
+
+    return ngx_http_llm_fallback_stream_written(st, b, n);
+}
+
+
+/* an event's data is in b: ends it, counts what is held */
+
+static ngx_int_t
+ngx_http_llm_fallback_stream_written(ngx_http_llm_fallback_stream_t *st,
+    ngx_buf_t *b, size_t len)
+{
     *b->last++ = LF;
     *b->last++ = LF;
 
-    st->held += extra + n;
+    st->held += sizeof("data: \n\n") - 1 + len;
 
     if (st->held > st->max && st->failure == 0) {
+        /* before the commit point: not a single content delta in all that */
         st->failure = NGX_HTTP_LLM_FALLBACK_STREAM_TOO_LARGE;
     }
 
