@@ -334,30 +334,44 @@ ngx_http_llm_fallback_timer_handler(ngx_event_t *ev)
     }
 
     ngx_http_llm_fallback_cancel_attempt(ctx);
+    ngx_http_run_posted_requests(c);
 }
 
 
 /*
- * nginx cannot cancel a running subrequest; the attempt's own upstream
- * code ends it as a real timeout would, closing the provider connection
+ * nginx has no call that cancels a running subrequest.  The attempt's
+ * upstream is ended through the cleanup it registered, as nginx ends it
+ * when the client goes away: the connection is closed, no next server of
+ * the upstream is tried and none is counted as failed.  The subrequest is
+ * then finalised here, which records the attempt and wakes the driver.
+ * The deadlines therefore hold whatever nginx's upstream was doing
+ * (resolving, connecting, TLS, waiting for the header or the body).
  */
 
 static void
 ngx_http_llm_fallback_cancel_attempt(ngx_http_llm_fallback_ctx_t *ctx)
 {
-    ngx_event_t          *ev;
+    ngx_http_request_t   *sr;
     ngx_http_upstream_t  *u;
 
-    u = ctx->current->sr->upstream;
+    sr = ctx->current->sr;
+    u = sr->upstream;
 
-    if (u && u->peer.connection) {
-        ev = u->peer.connection->read;
-        ev->timedout = 1;
-        ngx_post_event(ev, &ngx_posted_events);
+    if (u == NULL || u->cleanup == NULL) {
+        /* not started yet, or already ending: look again shortly */
+        ngx_add_timer(&ctx->timer, 50);
         return;
     }
 
-    /* not connected yet, or not an upstream: look again shortly */
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "llm fallback: cancel attempt to \"%V\"",
+                   &ctx->current->provider->name);
 
-    ngx_add_timer(&ctx->timer, 50);
+    /* the upstream's own finalisation (NGX_DONE) releases a reference */
+
+    sr->main->count++;
+
+    (*u->cleanup)(sr);
+
+    ngx_http_finalize_request(sr, NGX_ERROR);
 }

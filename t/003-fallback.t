@@ -53,8 +53,9 @@ X-LLM-Provider: ok
 X-LLM-Fallback: phang:timeout
 --- response_body_like: hello from ok
 --- error_log
-upstream timed out
 llm provider "phang" attempt failed: timeout, status 504
+--- no_error_log
+upstream timed out
 
 
 

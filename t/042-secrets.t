@@ -309,7 +309,7 @@ attempt failed: http_
 [qr/"attempts":\[\{"provider":"literal","status":504,"reason":"timeout"\},\{"provider":"env","status":504,"reason":"timeout"\}\]/,
  qr/hello from ok/]
 --- error_log
-upstream timed out
+attempt failed: timeout, status 504
 
 
 

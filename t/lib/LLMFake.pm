@@ -16,9 +16,10 @@ use IO::Socket::INET;
 use Exporter 'import';
 
 our @EXPORT = qw(fake_providers llm_locations completion hang_port
-                 echo_reply fault_blocks);
+                 blackhole_port echo_reply fault_blocks);
 
 my $hang;
+my %blackhole;
 
 # A socket that is listening but never accepts: connections complete in
 # the kernel backlog and requests get no answer.
@@ -34,8 +35,37 @@ sub hang_port {
     return $hang->sockport;
 }
 
+# A port whose connects never complete: its accept queue (of one) is
+# full with two connections nobody accepts, so the kernel drops the SYNs
+# of every further connect, as a firewall that black-holes a server does.
+sub blackhole_port {
+    my ($n) = @_;
+
+    $n //= 1;
+
+    if (!$blackhole{$n}) {
+        my $l = IO::Socket::INET->new(
+            Listen    => 1,
+            LocalAddr => '127.0.0.1',
+            LocalPort => 0,
+            Proto     => 'tcp',
+        ) or die "cannot listen: $!";
+
+        my @fill = map {
+            IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $l->sockport,
+                                  Proto => 'tcp', Timeout => 1)
+        } 1 .. 2;
+
+        $blackhole{$n} = [$l, @fill];
+    }
+
+    return $blackhole{$n}[0]->sockport;
+}
+
 BEGIN {
     $ENV{TEST_NGINX_HANG_PORT} = hang_port();
+    $ENV{TEST_NGINX_BLACKHOLE_PORT} = blackhole_port(1);
+    $ENV{TEST_NGINX_BLACKHOLE_PORT2} = blackhole_port(2);
 }
 
 sub completion {
