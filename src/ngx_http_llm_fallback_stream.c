@@ -32,6 +32,13 @@
 /* output not yet taken by the client past which the input waits */
 #define NGX_HTTP_LLM_FALLBACK_STREAM_BUSY        65536
 
+/*
+ * the attempt's r->buffered bit while input waits: its subrequest does
+ * not end before the rest is parsed (nginx's SSI, sub and copy filters
+ * use 0x01, 0x02 and 0x04 of the four bits)
+ */
+#define NGX_HTTP_LLM_FALLBACK_BUFFERED           0x08
+
 /* why a stream is not usable */
 #define NGX_HTTP_LLM_FALLBACK_STREAM_MALFORMED   1
 #define NGX_HTTP_LLM_FALLBACK_STREAM_TOO_LARGE   2
@@ -185,6 +192,7 @@ ngx_http_llm_fallback_stream_body(ngx_http_request_t *sr,
     ngx_http_llm_fallback_sr_ctx_t *sc, ngx_chain_t *in)
 {
     ngx_int_t                        rc;
+    ngx_buf_t                       *b;
     ngx_http_llm_fallback_ctx_t     *ctx;
     ngx_http_llm_fallback_stream_t  *st;
 
@@ -232,22 +240,45 @@ ngx_http_llm_fallback_stream_body(ngx_http_request_t *sr,
         rc = ngx_http_llm_fallback_stream_flush(sr, st);
 
         if (rc == NGX_ERROR || st->in == NULL) {
-            return rc;
+            break;
         }
 
+        /*
+         * a buffer without data, the end of the stream above all, is
+         * taken at once: it adds nothing for the client to wait for
+         */
+
+        b = st->in->buf;
+
         if (st->busy_size > NGX_HTTP_LLM_FALLBACK_STREAM_BUSY
-            && !st->failure)
+            && !st->failure
+            && ngx_buf_in_memory(b) && b->last > b->pos)
         {
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                            "llm fallback: stream waits for the client, "
                            "%uz bytes unsent", st->busy_size);
-            return rc;
+            break;
         }
 
         if (ngx_http_llm_fallback_stream_next(sr, sc) != NGX_OK) {
             return NGX_ERROR;
         }
     }
+
+    /*
+     * the input that waits is still to be parsed when the provider has
+     * ended: the attempt is over when it is, as the client takes the
+     * output, the writer calling this filter again
+     */
+
+    if (st->in) {
+        sr->buffered |= NGX_HTTP_LLM_FALLBACK_BUFFERED;
+
+    } else {
+        sr->buffered &= ~NGX_HTTP_LLM_FALLBACK_BUFFERED;
+    }
+
+    return rc;
 }
 
 

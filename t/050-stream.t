@@ -89,6 +89,13 @@ stream_server(
                 sse_event($err)],
     idle    => [sse_head(), sse_event(openai_chunk('{"content":"then"}')),
                 { hang => 1 }],
+    # 400 events of 1 KiB in one write, for a client that reads slowly
+    long    => [sse_head(), sse_event(openai_chunk(
+                    '{"role":"assistant","content":""}'))
+                . join('', map { sse_event(openai_chunk(
+                                     qq({"content":"$_ @{['x' x 900]}"})))
+                               } 1 .. 400)
+                . join('', (openai_stream())[1 .. 3])],
     endless => [sse_head(), sse_event(openai_chunk('{"content":"first"}')),
                 1.5, { forever => sse_event(openai_chunk(
                                       '{"content":"more "}')),
@@ -105,7 +112,7 @@ add_block_preprocessor(sub {
              qw(good tiny crlf cr multi chunked norole tools inband empty
                 rolespam badutf8 sameread
                 nothing slow garbage huge s503 s400 json cut cutchk badlate
-                errlate idle endless))
+                errlate idle endless long))
         . ($block->http_config // ''));
 
     $block->set_value("config", <<'EOF' . ($block->config // ''));
@@ -550,3 +557,45 @@ X-LLM-Provider: good
 X-LLM-Fallback: sameread:invalid_response
 --- response_body_like eval
 qr/\A(?!.*lost).*"content":"Hello".*data: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 36: a client that reads slowly gets the whole stream, and it is a success
+The module's server sends through a 4 KiB socket buffer to a client that
+stalls a second, then reads 2 KiB every 10 ms: when the provider ends,
+the client is far more than 64 KiB behind.
+--- http_config
+    llm_circuit_breaker zone=llm:1m failures=1 window=1m cooldown=1m;
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_2 sndbuf=4k;
+
+        location /chat { llm_fallback_chain long; }
+        location /status { llm_status; }
+
+        location ~ ^/_s/(\w+)$ {
+            internal;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/s/$1;
+            proxy_http_version 1.1;
+        }
+    }
+--- config
+    location /slow {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/client/$TEST_NGINX_RAND_PORT_2/chat?stall=1&read=2048&every=0.01;
+        proxy_read_timeout 60s;
+    }
+    location /status {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_2/status;
+    }
+--- request eval
+["POST /slow\n" . '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}', "GET /status"]
+--- timeout: 30
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[qr/\Adata: [^\n]*"role":"assistant"[^\n]*\n\n(?:data: [^\n]*"content":"\d+ x{900}"[^\n]*\n\n){400}data: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: [^\n]*"usage"[^\n]*\n\ndata: \[DONE\]\n\n\z/,
+ qr/"long":\{"state":"closed",[^{}]*"consecutive_failures":0,[^{}]*"attempts":1,"successes":1,"failures":\{"error":0,/]
+--- no_error_log
+[alert]
+[crit]
+stream failed

@@ -24,13 +24,21 @@ package LLMStream;
 # nginx closed the provider connection; /req/NAME answers the last
 # request body NAME got.
 #
+# /client/PORT/PATH?stall=S&read=N&every=T is a slow client instead: it
+# sends the request body it got as a POST to 127.0.0.1:PORT/PATH (HTTP/1.1,
+# Connection: close) from a socket with a small receive buffer, waits S
+# seconds, then reads N bytes every T seconds, and answers with the status
+# and the de-chunked body it received.  A test block proxies to it to see
+# what a client that reads slowly gets.
+#
 # It is plain Perl in the test process, so the suites run unchanged under
 # the real Test::Nginx.
 
 use strict;
 use warnings;
 use IO::Socket::INET;
-use Socket qw(IPPROTO_TCP TCP_NODELAY SOL_SOCKET SO_LINGER);
+use Socket qw(IPPROTO_TCP TCP_NODELAY SOL_SOCKET SO_LINGER SO_RCVBUF
+              AF_INET SOCK_STREAM pack_sockaddr_in inet_aton);
 use POSIX ();
 use File::Temp ();
 use Time::HiRes ();
@@ -240,6 +248,12 @@ sub serve {
         return;
     }
 
+    if ($path =~ m{^/client/(\d+)(/[^?]*)\??(.*)}) {
+        slow_client($c, $1, $2, { map { split /=/, $_, 2 } split /&/, $3 },
+                    $body);
+        return;
+    }
+
     my ($name) = $path =~ m{^/s/(\w+)};
     my $script = defined $name ? $scripts->{$name} : undef;
 
@@ -255,6 +269,51 @@ sub serve {
     my $how = run_script($c, $script);
 
     save("$name.closed", $how);
+}
+
+sub slow_client {
+    my ($c, $port, $path, $o, $body) = @_;
+    my ($raw, $s) = ('');
+
+    socket($s, AF_INET, SOCK_STREAM, 0) or return;
+    setsockopt($s, SOL_SOCKET, SO_RCVBUF, $o->{rcvbuf} // 4096);
+    connect($s, pack_sockaddr_in($port, inet_aton('127.0.0.1'))) or return;
+
+    write_all($s, "POST $path HTTP/1.1\r\nHost: localhost\r\n"
+                  . "Content-Type: application/json\r\n"
+                  . "Content-Length: " . length($body) . "\r\n"
+                  . "Connection: close\r\n\r\n$body") or return;
+
+    Time::HiRes::sleep($o->{stall} // 1);
+
+    while (sysread($s, $raw, $o->{read} // 1024, length $raw)) {
+        Time::HiRes::sleep($o->{every} // 0.01);
+    }
+
+    close $s;
+
+    my ($head, $rest) = split /\r\n\r\n/, $raw, 2;
+    my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d+)};
+    $rest //= '';
+
+    if (($head // '') =~ /^transfer-encoding:\s*chunked/mi) {
+        my $out = '';
+
+        while ($rest =~ s/\A([0-9a-fA-F]+)\r\n//) {
+            my $n = hex $1;
+            last if $n == 0;
+            $out .= substr($rest, 0, $n, '');
+            $rest =~ s/\A\r\n//;
+        }
+
+        $rest = $out;
+    }
+
+    $status //= 502;
+
+    write_all($c, "HTTP/1.1 $status X\r\nContent-Type: text/plain\r\n"
+                  . "Content-Length: " . length($rest) . "\r\n"
+                  . "Connection: close\r\n\r\n$rest");
 }
 
 # "eof" when the script ran to its end, "peer" when nginx closed first
