@@ -719,7 +719,11 @@ ngx_http_llm_fallback_stream_commit(ngx_http_request_t *sr,
 }
 
 
-/* a buffer with room for size bytes at the end of the output chain */
+/*
+ * a buffer with room for size bytes at the end of the output chain; an
+ * empty last buffer too small for them is swapped for one, never left
+ * behind in the chain: nginx's writer refuses a buffer without data
+ */
 
 static ngx_buf_t *
 ngx_http_llm_fallback_stream_buf(ngx_http_request_t *r,
@@ -765,6 +769,20 @@ ngx_http_llm_fallback_stream_buf(ngx_http_request_t *r,
         cl->buf = b;
     }
 
+    if (st->last && st->last->buf->last == st->last->buf->pos) {
+
+        /* the link stays last with the larger buffer, its own is free */
+
+        b = st->last->buf;
+        st->last->buf = cl->buf;
+
+        cl->buf = b;
+        cl->next = st->free;
+        st->free = cl;
+
+        return st->last->buf;
+    }
+
     cl->next = NULL;
 
     if (st->last) {
@@ -799,7 +817,10 @@ ngx_http_llm_fallback_stream_write(ngx_http_request_t *r,
 }
 
 
-/* serialised in place: a second pass only when it does not fit */
+/*
+ * serialised in place: a second pass, into a buffer of the size the
+ * first one found, only when it does not fit
+ */
 
 static ngx_int_t
 ngx_http_llm_fallback_stream_write_json(ngx_http_request_t *r,

@@ -12,8 +12,36 @@ use LLMStream;
 my $err = '{"error":{"message":"overloaded, try later","type":"server_error",'
         . '"param":null,"code":"overloaded"}}';
 
+# events that end exactly at the provider location's 4 KiB reads, and
+# one, two, three bytes before or after, inside "\n\n" or "\r\n\r\n":
+# the head and the first event fill the first read, then each event is
+# 4096 bytes and d more; passed through, each is as large in the output
+sub edge_events {
+    my ($eol) = @_;
+    my $over = length(sse_event(openai_chunk('{"content":""}'))) - 2
+               + 2 * length $eol;
+    my @texts = (4096 - length(sse_head()) - $over);
+
+    push @texts, map { 4096 + $_ - $over } 1, -1, 2, -2, 3, -3, -1, 1, -2,
+                                           2, 0, 0;
+    @texts = map { sprintf('%02d', $_) . 'x' x ($texts[$_] - 2) }
+             0 .. $#texts;
+
+    my $events = join '', map { "data: " . openai_chunk(qq({"content":"$_"}))
+                                . "$eol$eol" } @texts;
+
+    our %edge;
+    $edge{$eol} = join '', map { qq([^\n]*"content":"\Q$_\E"[^\n]*\n\n) }
+                           @texts;
+
+    return sse_head() . $events . "data: " . openai_chunk('{}', 'stop')
+           . "$eol${eol}data: [DONE]$eol$eol";
+}
+
 stream_server(
     good    => [sse_head(), openai_stream('Hello', ' world')],
+    edgelf  => [edge_events("\n")],
+    edgecrlf => [edge_events("\r\n")],
     tiny    => [sse_head(), { tiny => join('', openai_stream('Hel', 'lo')) }],
     crlf    => [sse_head(), { tiny => join('', map { s/\n/\r\n/gr }
                                                   openai_stream('crlf')),
@@ -96,6 +124,14 @@ stream_server(
                                      qq({"content":"$_ @{['x' x 900]}"})))
                                } 1 .. 400)
                 . join('', (openai_stream())[1 .. 3])],
+    # chunks without an id are rewritten: larger than an output buffer
+    obig    => [sse_head(), map({ sse_event('{"choices":[{"index":0,'
+                                      . qq("delta":{"content":"$_"},)
+                                      . '"finish_reason":null}]}') }
+                                'e' x 6000, 'f' x 9000),
+                sse_event('{"choices":[{"index":0,"delta":{},'
+                          . '"finish_reason":"stop"}]}'),
+                "data: [DONE]\n\n"],
     endless => [sse_head(), sse_event(openai_chunk('{"content":"first"}')),
                 1.5, { forever => sse_event(openai_chunk(
                                       '{"content":"more "}')),
@@ -112,7 +148,7 @@ add_block_preprocessor(sub {
              qw(good tiny crlf cr multi chunked norole tools inband empty
                 rolespam badutf8 sameread
                 nothing slow garbage huge s503 s400 json cut cutchk badlate
-                errlate idle endless long))
+                errlate idle endless long obig edgelf edgecrlf))
         . ($block->http_config // ''));
 
     $block->set_value("config", <<'EOF' . ($block->config // ''));
@@ -599,3 +635,35 @@ the client is far more than 64 KiB behind.
 [alert]
 [crit]
 stream failed
+
+
+
+=== TEST 37: rewritten OpenAI chunks of 6000 and 9000 characters
+Each chunk is larger than an output buffer.
+--- config
+    location /chat { llm_fallback_chain obig; }
+--- error_code: 200
+--- response_body_like eval
+qr/\Adata: \{(?=[^\n]*"id":"chatcmpl-)[^\n]*"delta":\{"content":"e{6000}"\}[^\n]*\n\ndata: [^\n]*"content":"f{9000}"[^\n]*\n\ndata: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+--- no_error_log
+[alert]
+[error]
+stream failed
+
+
+
+=== TEST 38: events that end at, just before and just after a read's end
+--- config
+    location /chat { llm_fallback_chain edgelf; }
+--- error_code: 200
+--- response_body_like eval
+qr/\A(?:data: $::edge{"\n"})data: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+
+
+
+=== TEST 39: ... with CR LF line ends, the read ending inside them
+--- config
+    location /chat { llm_fallback_chain edgecrlf; }
+--- error_code: 200
+--- response_body_like eval
+qr/\A(?:data: $::edge{"\r\n"})data: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/
