@@ -108,7 +108,8 @@ static ngx_int_t ngx_http_llm_fallback_stream_flush(ngx_http_request_t *r,
 static ngx_int_t ngx_http_llm_fallback_stream_result(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
 static json_t *ngx_http_llm_fallback_stream_error_event(
-    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t reason);
+    ngx_http_request_t *r, ngx_http_llm_fallback_sr_ctx_t *sc,
+    ngx_uint_t reason);
 static const char *ngx_http_llm_fallback_stream_failure_name(
     ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t reason);
 static void ngx_http_llm_fallback_stream_cleanup(void *data);
@@ -1035,7 +1036,7 @@ ngx_http_llm_fallback_stream_done(ngx_http_request_t *r,
                       "content: %s", &sc->provider->name,
                       ngx_http_llm_fallback_stream_failure_name(sc, reason));
 
-        error = ngx_http_llm_fallback_stream_error_event(sc, reason);
+        error = ngx_http_llm_fallback_stream_error_event(r, sc, reason);
 
         if (error == NULL
             || ngx_http_llm_fallback_stream_write_json(r, st, error)
@@ -1152,8 +1153,8 @@ ngx_http_llm_fallback_stream_result(ngx_http_request_t *r,
 
 
 static json_t *
-ngx_http_llm_fallback_stream_error_event(ngx_http_llm_fallback_sr_ctx_t *sc,
-    ngx_uint_t reason)
+ngx_http_llm_fallback_stream_error_event(ngx_http_request_t *r,
+    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t reason)
 {
     json_t                          *error;
     const char                      *code;
@@ -1162,7 +1163,16 @@ ngx_http_llm_fallback_stream_error_event(ngx_http_llm_fallback_sr_ctx_t *sc,
     st = sc->stream;
 
     if (st->x.error) {
-        /* the provider's own, as it said it in the stream */
+
+        /*
+         * the provider's own, as it said it in the stream, without the
+         * credential it may quote, as its HTTP errors are relayed
+         */
+
+        if (ngx_http_llm_fallback_redact(r, sc->ctx, st->x.error) != NGX_OK) {
+            return NULL;
+        }
+
         return json_pack("{s:O}", "error", st->x.error);
     }
 

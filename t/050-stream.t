@@ -132,6 +132,12 @@ stream_server(
                 sse_event('{"choices":[{"index":0,"delta":{},'
                           . '"finish_reason":"stop"}]}'),
                 "data: [DONE]\n\n"],
+    errkey  => [sse_head(), sse_event(openai_chunk('{"content":"fine"}')), 0.2,
+                sse_event('{"error":{"message":"Incorrect API key provided: '
+                          . 'Bearer sk-stream-secret-4b8d2f. Key sk-stream-'
+                          . 'secret-4b8d2f is revoked.","type":'
+                          . '"invalid_request_error","param":null,'
+                          . '"code":"sk-stream-secret-4b8d2f"}}')],
     endless => [sse_head(), sse_event(openai_chunk('{"content":"first"}')),
                 1.5, { forever => sse_event(openai_chunk(
                                       '{"content":"more "}')),
@@ -144,7 +150,9 @@ add_block_preprocessor(sub {
     my $block = shift;
 
     $block->set_value("http_config",
-        join('', map { "    llm_provider $_ uri=/_s/$_;\n" }
+        "    llm_provider errkey uri=/_s/errkey"
+        . " api_key=sk-stream-secret-4b8d2f;\n"
+        . join('', map { "    llm_provider $_ uri=/_s/$_;\n" }
              qw(good tiny crlf cr multi chunked norole tools inband empty
                 rolespam badutf8 sameread
                 nothing slow garbage huge s503 s400 json cut cutchk badlate
@@ -667,3 +675,14 @@ qr/\A(?:data: $::edge{"\n"})data: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[
 --- error_code: 200
 --- response_body_like eval
 qr/\A(?:data: $::edge{"\r\n"})data: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+
+
+
+=== TEST 40: the provider's error event after the first content, with its key redacted
+--- config
+    location /chat { llm_fallback_chain errkey; }
+--- error_code: 200
+--- response_body_like eval
+qr/\A(?!.*secret)(?=.*"content":"fine").*\n\ndata: \{"error":\{"message":"Incorrect API key provided: Bearer \[redacted\]\. Key \[redacted\] is revoked\.","type":"invalid_request_error","param":null,"code":"\[redacted\]"\}\}\n\ndata: \[DONE\]\n\n\z/s
+--- no_error_log eval
+[qr/\[alert\]/, qr/\[(?!debug)[a-z]+\].*sk-stream-secret/]

@@ -104,6 +104,16 @@ stream_server(
     asweep     => [sse_head(), anthropic_stream(map { sprintf('%04d', $_)
                                                       . 'z' x ($_ - 4) }
                                                 3900 .. 3960)],
+    # in-band errors after the first content that quote the key
+    aerrkey    => [sse_head(), (anthropic_stream('part'))[0 .. 3], 0.2,
+                   sse_event('{"type":"error","error":{"type":'
+                       . '"authentication_error","message":"invalid x-api-'
+                       . 'key: sk-ant-stream-9c3e1a7f"}}', 'error')],
+    gerrkey_streamGenerateContent => [sse_head(),
+                   (gemini_stream('one', 'two'))[0], 0.2,
+                   "data: {\"error\":{\"code\":400,\"message\":\"API key "
+                   . "not valid: AIza-stream-5d7f3b1e\",\"status\":"
+                   . "\"INVALID_ARGUMENT\"}}\r\n\r\n"],
     gbig_streamGenerateContent => [sse_head(),
                    gemini_stream('c' x 6000, 'd' x 9000)],
 );
@@ -131,6 +141,10 @@ add_block_preprocessor(sub {
     llm_provider abig uri=/_a/abig format=anthropic api_key=ak;
     llm_provider abigtool uri=/_a/abigtool format=anthropic api_key=ak;
     llm_provider asweep uri=/_a/asweep format=anthropic api_key=ak;
+    llm_provider aerrkey uri=/_a/aerrkey format=anthropic
+                 api_key=sk-ant-stream-9c3e1a7f;
+    llm_provider gerrkey uri=/_g/gerrkey format=gemini model=gemini-fake
+                 api_key=AIza-stream-5d7f3b1e;
     llm_provider gbig uri=/_g/gbig format=gemini model=gemini-fake;
 EOF
 
@@ -387,3 +401,25 @@ qr/\Adata: [^\n]*"role":"assistant"[^\n]*\n\n$texts(?:data: [^\n]*\n\n){2}data: 
 [alert]
 [error]
 stream failed
+
+
+
+=== TEST 20: an Anthropic error event after content that quotes the key is relayed redacted
+--- config
+    location /chat { llm_fallback_chain aerrkey; }
+--- error_code: 200
+--- response_body_like eval
+qr/\A(?!.*sk-ant-stream)(?=.*"content":"part").*\n\ndata: \{"error":\{[^\n]*"message":"invalid x-api-key: \[redacted\]"[^\n]*\}\}\n\ndata: \[DONE\]\n\n\z/s
+--- no_error_log eval
+[qr/\[alert\]/, qr/\[(?!debug)[a-z]+\].*sk-ant-stream/]
+
+
+
+=== TEST 21: a Gemini error after content that quotes the key is relayed redacted
+--- config
+    location /chat { llm_fallback_chain gerrkey; }
+--- error_code: 200
+--- response_body_like eval
+qr/\A(?!.*AIza-stream)(?=.*"content":"one").*\n\ndata: \{"error":\{[^\n]*"message":"API key not valid: \[redacted\]"[^\n]*\}\}\n\ndata: \[DONE\]\n\n\z/s
+--- no_error_log eval
+[qr/\[alert\]/, qr/\[(?!debug)[a-z]+\].*AIza-stream/]
