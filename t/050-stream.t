@@ -138,6 +138,10 @@ stream_server(
                           . 'secret-4b8d2f is revoked.","type":'
                           . '"invalid_request_error","param":null,'
                           . '"code":"sk-stream-secret-4b8d2f"}}')],
+    # a first content at once, then 3.2 s more of the answer
+    longrun => [sse_head(), map({ (sse_event(openai_chunk(qq({"content":"$_ "}))),
+                                   0.4) } 1 .. 8),
+                sse_event(openai_chunk('{}', 'stop')), "data: [DONE]\n\n"],
     endless => [sse_head(), sse_event(openai_chunk('{"content":"first"}')),
                 1.5, { forever => sse_event(openai_chunk(
                                       '{"content":"more "}')),
@@ -156,7 +160,7 @@ add_block_preprocessor(sub {
              qw(good tiny crlf cr multi chunked norole tools inband empty
                 rolespam badutf8 sameread
                 nothing slow garbage huge s503 s400 json cut cutchk badlate
-                errlate idle endless long obig edgelf edgecrlf))
+                errlate idle endless long obig edgelf edgecrlf longrun))
         . ($block->http_config // ''));
 
     $block->set_value("config", <<'EOF' . ($block->config // ''));
@@ -686,3 +690,42 @@ qr/\A(?:data: $::edge{"\r\n"})data: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: 
 qr/\A(?!.*secret)(?=.*"content":"fine").*\n\ndata: \{"error":\{"message":"Incorrect API key provided: Bearer \[redacted\]\. Key \[redacted\] is revoked\.","type":"invalid_request_error","param":null,"code":"\[redacted\]"\}\}\n\ndata: \[DONE\]\n\n\z/s
 --- no_error_log eval
 [qr/\[alert\]/, qr/\[(?!debug)[a-z]+\].*sk-stream-secret/]
+
+
+
+=== TEST 41: llm_fallback_timeout bounds the time to the commit point, not a committed stream
+The stream commits at once and runs 3.2 s past a 1.5 s deadline.
+--- config
+    location /chat {
+        llm_fallback_timeout 1500ms;
+        llm_fallback_chain longrun good;
+    }
+--- timeout: 10
+--- error_code: 200
+--- response_headers
+X-LLM-Provider: longrun
+--- response_body_like eval
+qr/\A(?!.*"error")(?:data: [^\n]*"content":"\d "[^\n]*\n\n){8}data: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+--- no_error_log
+[alert]
+[error]
+stream failed
+
+
+
+=== TEST 42: ... a chain that has not committed by then gets 504 llm_timeout
+keep-alive comments and the role chunk do not commit the stream
+--- config
+    location /chat {
+        llm_attempt_timeout 10s;
+        llm_fallback_timeout 1s;
+        llm_fallback_chain slow good;
+    }
+--- timeout: 10
+--- error_code: 504
+--- response_headers
+Content-Type: application/json
+x-should-retry: false
+--- response_body_like: ^\{"error":\{"message":"The llm_fallback_timeout deadline passed before any provider answered.","type":"llm_timeout","param":null,"code":null,"attempts":\[\{"provider":"slow","status":504,"reason":"timeout"\}\]\}\}$
+--- error_log
+llm fallback: llm_fallback_timeout passed after: slow:timeout
