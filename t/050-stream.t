@@ -729,3 +729,45 @@ x-should-retry: false
 --- response_body_like: ^\{"error":\{"message":"The llm_fallback_timeout deadline passed before any provider answered.","type":"llm_timeout","param":null,"code":null,"attempts":\[\{"provider":"slow","status":504,"reason":"timeout"\}\]\}\}$
 --- error_log
 llm fallback: llm_fallback_timeout passed after: slow:timeout
+
+
+
+=== TEST 43: an HTTP/2 client that reads slowly gets the whole stream, and it is a success
+A 4 KiB stream window that opens 2 KiB every 10 ms, after a second.
+--- skip_eval: 10: !LLMStream::have_node()
+--- http_config
+    llm_circuit_breaker zone=llm:1m failures=1 window=1m cooldown=1m;
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_2 http2 sndbuf=4k;
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3;
+
+        location /chat { llm_fallback_chain long; }
+        location /status { llm_status; }
+
+        location ~ ^/_s/(\w+)$ {
+            internal;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/s/$1;
+            proxy_http_version 1.1;
+        }
+    }
+--- config
+    location /slow {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/client/$TEST_NGINX_RAND_PORT_2/chat?h2=1&stall=1&read=2048&every=0.01;
+        proxy_read_timeout 60s;
+    }
+    location /status {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3/status;
+    }
+--- request eval
+["POST /slow\n" . '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}', "GET /status"]
+--- timeout: 30
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[qr/\Adata: [^\n]*"role":"assistant"[^\n]*\n\n(?:data: [^\n]*"content":"\d+ x{900}"[^\n]*\n\n){400}data: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: [^\n]*"usage"[^\n]*\n\ndata: \[DONE\]\n\n\z/,
+ qr/"long":\{"state":"closed",[^{}]*"consecutive_failures":0,[^{}]*"attempts":1,"successes":1,"failures":\{"error":0,/]
+--- no_error_log
+[alert]
+[crit]
+stream failed

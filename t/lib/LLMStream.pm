@@ -29,7 +29,9 @@ package LLMStream;
 # Connection: close) from a socket with a small receive buffer, waits S
 # seconds, then reads N bytes every T seconds, and answers with the status
 # and the de-chunked body it received.  A test block proxies to it to see
-# what a client that reads slowly gets.
+# what a client that reads slowly gets.  With h2=1 the client speaks
+# HTTP/2 (prior knowledge, a 4 KiB stream window) through node and
+# h2-slow-client.js next to this file; have_node() says whether node runs.
 #
 # It is plain Perl in the test process, so the suites run unchanged under
 # the real Test::Nginx.
@@ -41,12 +43,15 @@ use Socket qw(IPPROTO_TCP TCP_NODELAY SOL_SOCKET SO_LINGER SO_RCVBUF
               AF_INET SOCK_STREAM pack_sockaddr_in inet_aton);
 use POSIX ();
 use File::Temp ();
+use File::Basename ();
+use File::Spec ();
+use IPC::Open2 ();
 use Time::HiRes ();
 use Exporter 'import';
 
 our @EXPORT = qw(stream_server sse_head sse_head_chunked sse_event
                  openai_chunk openai_stream anthropic_stream gemini_stream
-                 chunked);
+                 chunked have_node);
 
 my ($pid, $dir, $owner);
 
@@ -271,9 +276,37 @@ sub serve {
     save("$name.closed", $how);
 }
 
+sub have_node {
+    return system('node -e 0 >/dev/null 2>&1') == 0;
+}
+
 sub slow_client {
     my ($c, $port, $path, $o, $body) = @_;
     my ($raw, $s) = ('');
+
+    if ($o->{h2}) {
+        my $js = File::Spec->catfile(File::Basename::dirname(__FILE__),
+                                     'h2-slow-client.js');
+
+        my $pid = IPC::Open2::open2(my $out, my $in, 'node', $js, $port,
+                                    $path, $o->{stall} // 1,
+                                    $o->{read} // 1024,
+                                    $o->{every} // 0.01);
+        print $in $body;
+        close $in;
+
+        local $/;
+        $raw = <$out> // '';
+        waitpid $pid, 0;
+
+        my ($status, $rest) = split /\n\n/, $raw, 2;
+
+        write_all($c, "HTTP/1.1 " . ($status || 502) . " X\r\n"
+                      . "Content-Type: text/plain\r\n"
+                      . "Content-Length: " . length($rest // '') . "\r\n"
+                      . "Connection: close\r\n\r\n" . ($rest // ''));
+        return;
+    }
 
     socket($s, AF_INET, SOCK_STREAM, 0) or return;
     setsockopt($s, SOL_SOCKET, SO_RCVBUF, $o->{rcvbuf} // 4096);
