@@ -100,6 +100,9 @@ stream_server(
                        . '"tool_use"},"usage":{"output_tokens":9}}',
                        'message_delta'),
                    sse_event('{"type":"message_stop"}', 'message_stop')],
+    abigtiny   => [sse_head(), { tiny => join('', anthropic_stream('g' x 9000,
+                                                                 'h' x 5000)),
+                                 seg => 97 }],
     # chunks of 4060 to 4120 bytes: around what a 4 KiB buffer holds
     asweep     => [sse_head(), anthropic_stream(map { sprintf('%04d', $_)
                                                       . 'z' x ($_ - 4) }
@@ -140,6 +143,7 @@ add_block_preprocessor(sub {
     llm_provider good uri=/_o/good;
     llm_provider abig uri=/_a/abig format=anthropic api_key=ak;
     llm_provider abigtool uri=/_a/abigtool format=anthropic api_key=ak;
+    llm_provider abigtiny uri=/_a/abigtiny format=anthropic api_key=ak;
     llm_provider asweep uri=/_a/asweep format=anthropic api_key=ak;
     llm_provider aerrkey uri=/_a/aerrkey format=anthropic
                  api_key=sk-ant-stream-9c3e1a7f;
@@ -423,3 +427,17 @@ qr/\A(?!.*sk-ant-stream)(?=.*"content":"part").*\n\ndata: \{"error":\{[^\n]*"mes
 qr/\A(?!.*AIza-stream)(?=.*"content":"one").*\n\ndata: \{"error":\{[^\n]*"message":"API key not valid: \[redacted\]"[^\n]*\}\}\n\ndata: \[DONE\]\n\n\z/s
 --- no_error_log eval
 [qr/\[alert\]/, qr/\[(?!debug)[a-z]+\].*AIza-stream/]
+
+
+
+=== TEST 22: events of 9000 and 5000 characters arriving 97 bytes at a time
+--- config
+    location /chat { llm_fallback_chain abigtiny; }
+--- timeout: 10
+--- error_code: 200
+--- response_body_like eval
+qr/\Adata: [^\n]*"role":"assistant"[^\n]*\n\ndata: [^\n]*"delta":\{"content":"g{9000}"\}[^\n]*\n\ndata: [^\n]*"delta":\{"content":"h{5000}"\}[^\n]*\n\ndata: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: [^\n]*"usage"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+--- no_error_log
+[alert]
+[error]
+stream failed
