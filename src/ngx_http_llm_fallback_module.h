@@ -429,6 +429,8 @@ ngx_int_t ngx_http_llm_fallback_dump(ngx_pool_t *pool, json_t *json,
     ngx_str_t *out);
 ngx_int_t ngx_http_llm_fallback_add_header(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
+ngx_int_t ngx_http_llm_fallback_redact(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, json_t *json);
 ngx_str_t *ngx_http_llm_fallback_reasons(ngx_http_llm_fallback_ctx_t *ctx);
 const char *ngx_http_llm_fallback_reason_name(ngx_uint_t reason);
 

@@ -25,8 +25,6 @@ static json_t *ngx_http_llm_fallback_chunk(json_t *completion, json_t *choices);
 static json_t *ngx_http_llm_fallback_json_str(ngx_str_t *s);
 static ngx_int_t ngx_http_llm_fallback_error_shape(json_t *error,
     const char *type);
-static ngx_int_t ngx_http_llm_fallback_redact(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx, json_t *json);
 static ngx_int_t ngx_http_llm_fallback_redact_json(ngx_pool_t *pool,
     ngx_array_t *keys, json_t *json);
 static ngx_int_t ngx_http_llm_fallback_redact_str(ngx_pool_t *pool,
@@ -721,10 +719,11 @@ ngx_http_llm_fallback_error_shape(json_t *error, const char *type)
  * Every string (and object key) of a provider's error that contains the
  * credential of a provider of the chain (8 bytes or more) gets
  * "[redacted]" in its place: some APIs answer a refused key with the
- * whole key in the message, and that error is relayed to the client.
+ * whole key in the message, and that error is relayed to the client, as
+ * an HTTP error or as a stream's error event.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_llm_fallback_redact(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, json_t *json)
 {

@@ -32,6 +32,13 @@
 /* output not yet taken by the client past which the input waits */
 #define NGX_HTTP_LLM_FALLBACK_STREAM_BUSY        65536
 
+/*
+ * the attempt's r->buffered bit while input waits: its subrequest does
+ * not end before the rest is parsed (nginx's SSI, sub and copy filters
+ * use 0x01, 0x02 and 0x04 of the four bits)
+ */
+#define NGX_HTTP_LLM_FALLBACK_BUFFERED           0x08
+
 /* why a stream is not usable */
 #define NGX_HTTP_LLM_FALLBACK_STREAM_MALFORMED   1
 #define NGX_HTTP_LLM_FALLBACK_STREAM_TOO_LARGE   2
@@ -101,7 +108,8 @@ static ngx_int_t ngx_http_llm_fallback_stream_flush(ngx_http_request_t *r,
 static ngx_int_t ngx_http_llm_fallback_stream_result(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
 static json_t *ngx_http_llm_fallback_stream_error_event(
-    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t reason);
+    ngx_http_request_t *r, ngx_http_llm_fallback_sr_ctx_t *sc,
+    ngx_uint_t reason);
 static const char *ngx_http_llm_fallback_stream_failure_name(
     ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t reason);
 static void ngx_http_llm_fallback_stream_cleanup(void *data);
@@ -185,6 +193,7 @@ ngx_http_llm_fallback_stream_body(ngx_http_request_t *sr,
     ngx_http_llm_fallback_sr_ctx_t *sc, ngx_chain_t *in)
 {
     ngx_int_t                        rc;
+    ngx_buf_t                       *b;
     ngx_http_llm_fallback_ctx_t     *ctx;
     ngx_http_llm_fallback_stream_t  *st;
 
@@ -232,22 +241,45 @@ ngx_http_llm_fallback_stream_body(ngx_http_request_t *sr,
         rc = ngx_http_llm_fallback_stream_flush(sr, st);
 
         if (rc == NGX_ERROR || st->in == NULL) {
-            return rc;
+            break;
         }
 
+        /*
+         * a buffer without data, the end of the stream above all, is
+         * taken at once: it adds nothing for the client to wait for
+         */
+
+        b = st->in->buf;
+
         if (st->busy_size > NGX_HTTP_LLM_FALLBACK_STREAM_BUSY
-            && !st->failure)
+            && !st->failure
+            && ngx_buf_in_memory(b) && b->last > b->pos)
         {
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                            "llm fallback: stream waits for the client, "
                            "%uz bytes unsent", st->busy_size);
-            return rc;
+            break;
         }
 
         if (ngx_http_llm_fallback_stream_next(sr, sc) != NGX_OK) {
             return NGX_ERROR;
         }
     }
+
+    /*
+     * the input that waits is still to be parsed when the provider has
+     * ended: the attempt is over when it is, as the client takes the
+     * output, the writer calling this filter again
+     */
+
+    if (st->in) {
+        sr->buffered |= NGX_HTTP_LLM_FALLBACK_BUFFERED;
+
+    } else {
+        sr->buffered &= ~NGX_HTTP_LLM_FALLBACK_BUFFERED;
+    }
+
+    return rc;
 }
 
 
@@ -688,7 +720,11 @@ ngx_http_llm_fallback_stream_commit(ngx_http_request_t *sr,
 }
 
 
-/* a buffer with room for size bytes at the end of the output chain */
+/*
+ * a buffer with room for size bytes at the end of the output chain; an
+ * empty last buffer too small for them is swapped for one, never left
+ * behind in the chain: nginx's writer refuses a buffer without data
+ */
 
 static ngx_buf_t *
 ngx_http_llm_fallback_stream_buf(ngx_http_request_t *r,
@@ -734,6 +770,20 @@ ngx_http_llm_fallback_stream_buf(ngx_http_request_t *r,
         cl->buf = b;
     }
 
+    if (st->last && st->last->buf->last == st->last->buf->pos) {
+
+        /* the link stays last with the larger buffer, its own is free */
+
+        b = st->last->buf;
+        st->last->buf = cl->buf;
+
+        cl->buf = b;
+        cl->next = st->free;
+        st->free = cl;
+
+        return st->last->buf;
+    }
+
     cl->next = NULL;
 
     if (st->last) {
@@ -768,7 +818,10 @@ ngx_http_llm_fallback_stream_write(ngx_http_request_t *r,
 }
 
 
-/* serialised in place: a second pass only when it does not fit */
+/*
+ * serialised in place: a second pass, into a buffer of the size the
+ * first one found, only when it does not fit
+ */
 
 static ngx_int_t
 ngx_http_llm_fallback_stream_write_json(ngx_http_request_t *r,
@@ -983,7 +1036,7 @@ ngx_http_llm_fallback_stream_done(ngx_http_request_t *r,
                       "content: %s", &sc->provider->name,
                       ngx_http_llm_fallback_stream_failure_name(sc, reason));
 
-        error = ngx_http_llm_fallback_stream_error_event(sc, reason);
+        error = ngx_http_llm_fallback_stream_error_event(r, sc, reason);
 
         if (error == NULL
             || ngx_http_llm_fallback_stream_write_json(r, st, error)
@@ -1100,8 +1153,8 @@ ngx_http_llm_fallback_stream_result(ngx_http_request_t *r,
 
 
 static json_t *
-ngx_http_llm_fallback_stream_error_event(ngx_http_llm_fallback_sr_ctx_t *sc,
-    ngx_uint_t reason)
+ngx_http_llm_fallback_stream_error_event(ngx_http_request_t *r,
+    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t reason)
 {
     json_t                          *error;
     const char                      *code;
@@ -1110,7 +1163,16 @@ ngx_http_llm_fallback_stream_error_event(ngx_http_llm_fallback_sr_ctx_t *sc,
     st = sc->stream;
 
     if (st->x.error) {
-        /* the provider's own, as it said it in the stream */
+
+        /*
+         * the provider's own, as it said it in the stream, without the
+         * credential it may quote, as its HTTP errors are relayed
+         */
+
+        if (ngx_http_llm_fallback_redact(r, sc->ctx, st->x.error) != NGX_OK) {
+            return NULL;
+        }
+
         return json_pack("{s:O}", "error", st->x.error);
     }
 

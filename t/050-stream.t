@@ -12,8 +12,36 @@ use LLMStream;
 my $err = '{"error":{"message":"overloaded, try later","type":"server_error",'
         . '"param":null,"code":"overloaded"}}';
 
+# events that end exactly at the provider location's 4 KiB reads, and
+# one, two, three bytes before or after, inside "\n\n" or "\r\n\r\n":
+# the head and the first event fill the first read, then each event is
+# 4096 bytes and d more; passed through, each is as large in the output
+sub edge_events {
+    my ($eol) = @_;
+    my $over = length(sse_event(openai_chunk('{"content":""}'))) - 2
+               + 2 * length $eol;
+    my @texts = (4096 - length(sse_head()) - $over);
+
+    push @texts, map { 4096 + $_ - $over } 1, -1, 2, -2, 3, -3, -1, 1, -2,
+                                           2, 0, 0;
+    @texts = map { sprintf('%02d', $_) . 'x' x ($texts[$_] - 2) }
+             0 .. $#texts;
+
+    my $events = join '', map { "data: " . openai_chunk(qq({"content":"$_"}))
+                                . "$eol$eol" } @texts;
+
+    our %edge;
+    $edge{$eol} = join '', map { qq([^\n]*"content":"\Q$_\E"[^\n]*\n\n) }
+                           @texts;
+
+    return sse_head() . $events . "data: " . openai_chunk('{}', 'stop')
+           . "$eol${eol}data: [DONE]$eol$eol";
+}
+
 stream_server(
     good    => [sse_head(), openai_stream('Hello', ' world')],
+    edgelf  => [edge_events("\n")],
+    edgecrlf => [edge_events("\r\n")],
     tiny    => [sse_head(), { tiny => join('', openai_stream('Hel', 'lo')) }],
     crlf    => [sse_head(), { tiny => join('', map { s/\n/\r\n/gr }
                                                   openai_stream('crlf')),
@@ -89,6 +117,31 @@ stream_server(
                 sse_event($err)],
     idle    => [sse_head(), sse_event(openai_chunk('{"content":"then"}')),
                 { hang => 1 }],
+    # 400 events of 1 KiB in one write, for a client that reads slowly
+    long    => [sse_head(), sse_event(openai_chunk(
+                    '{"role":"assistant","content":""}'))
+                . join('', map { sse_event(openai_chunk(
+                                     qq({"content":"$_ @{['x' x 900]}"})))
+                               } 1 .. 400)
+                . join('', (openai_stream())[1 .. 3])],
+    # chunks without an id are rewritten: larger than an output buffer
+    obig    => [sse_head(), map({ sse_event('{"choices":[{"index":0,'
+                                      . qq("delta":{"content":"$_"},)
+                                      . '"finish_reason":null}]}') }
+                                'e' x 6000, 'f' x 9000),
+                sse_event('{"choices":[{"index":0,"delta":{},'
+                          . '"finish_reason":"stop"}]}'),
+                "data: [DONE]\n\n"],
+    errkey  => [sse_head(), sse_event(openai_chunk('{"content":"fine"}')), 0.2,
+                sse_event('{"error":{"message":"Incorrect API key provided: '
+                          . 'Bearer sk-stream-secret-4b8d2f. Key sk-stream-'
+                          . 'secret-4b8d2f is revoked.","type":'
+                          . '"invalid_request_error","param":null,'
+                          . '"code":"sk-stream-secret-4b8d2f"}}')],
+    # a first content at once, then 3.2 s more of the answer
+    longrun => [sse_head(), map({ (sse_event(openai_chunk(qq({"content":"$_ "}))),
+                                   0.4) } 1 .. 8),
+                sse_event(openai_chunk('{}', 'stop')), "data: [DONE]\n\n"],
     endless => [sse_head(), sse_event(openai_chunk('{"content":"first"}')),
                 1.5, { forever => sse_event(openai_chunk(
                                       '{"content":"more "}')),
@@ -101,11 +154,13 @@ add_block_preprocessor(sub {
     my $block = shift;
 
     $block->set_value("http_config",
-        join('', map { "    llm_provider $_ uri=/_s/$_;\n" }
+        "    llm_provider errkey uri=/_s/errkey"
+        . " api_key=sk-stream-secret-4b8d2f;\n"
+        . join('', map { "    llm_provider $_ uri=/_s/$_;\n" }
              qw(good tiny crlf cr multi chunked norole tools inband empty
                 rolespam badutf8 sameread
                 nothing slow garbage huge s503 s400 json cut cutchk badlate
-                errlate idle endless))
+                errlate idle endless long obig edgelf edgecrlf longrun))
         . ($block->http_config // ''));
 
     $block->set_value("config", <<'EOF' . ($block->config // ''));
@@ -550,3 +605,169 @@ X-LLM-Provider: good
 X-LLM-Fallback: sameread:invalid_response
 --- response_body_like eval
 qr/\A(?!.*lost).*"content":"Hello".*data: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 36: a client that reads slowly gets the whole stream, and it is a success
+The module's server sends through a 4 KiB socket buffer to a client that
+stalls a second, then reads 2 KiB every 10 ms: when the provider ends,
+the client is far more than 64 KiB behind.
+--- http_config
+    llm_circuit_breaker zone=llm:1m failures=1 window=1m cooldown=1m;
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_2 sndbuf=4k;
+
+        location /chat { llm_fallback_chain long; }
+        location /status { llm_status; }
+
+        location ~ ^/_s/(\w+)$ {
+            internal;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/s/$1;
+            proxy_http_version 1.1;
+        }
+    }
+--- config
+    location /slow {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/client/$TEST_NGINX_RAND_PORT_2/chat?stall=1&read=2048&every=0.01;
+        proxy_read_timeout 60s;
+    }
+    location /status {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_2/status;
+    }
+--- request eval
+["POST /slow\n" . '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}', "GET /status"]
+--- timeout: 30
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[qr/\Adata: [^\n]*"role":"assistant"[^\n]*\n\n(?:data: [^\n]*"content":"\d+ x{900}"[^\n]*\n\n){400}data: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: [^\n]*"usage"[^\n]*\n\ndata: \[DONE\]\n\n\z/,
+ qr/"long":\{"state":"closed",[^{}]*"consecutive_failures":0,[^{}]*"attempts":1,"successes":1,"failures":\{"error":0,/]
+--- no_error_log
+[alert]
+[crit]
+stream failed
+
+
+
+=== TEST 37: rewritten OpenAI chunks of 6000 and 9000 characters
+Each chunk is larger than an output buffer.
+--- config
+    location /chat { llm_fallback_chain obig; }
+--- error_code: 200
+--- response_body_like eval
+qr/\Adata: \{(?=[^\n]*"id":"chatcmpl-)[^\n]*"delta":\{"content":"e{6000}"\}[^\n]*\n\ndata: [^\n]*"content":"f{9000}"[^\n]*\n\ndata: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+--- no_error_log
+[alert]
+[error]
+stream failed
+
+
+
+=== TEST 38: events that end at, just before and just after a read's end
+--- config
+    location /chat { llm_fallback_chain edgelf; }
+--- error_code: 200
+--- response_body_like eval
+qr/\A(?:data: $::edge{"\n"})data: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+
+
+
+=== TEST 39: ... with CR LF line ends, the read ending inside them
+--- config
+    location /chat { llm_fallback_chain edgecrlf; }
+--- error_code: 200
+--- response_body_like eval
+qr/\A(?:data: $::edge{"\r\n"})data: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+
+
+
+=== TEST 40: the provider's error event after the first content, with its key redacted
+--- config
+    location /chat { llm_fallback_chain errkey; }
+--- error_code: 200
+--- response_body_like eval
+qr/\A(?!.*secret)(?=.*"content":"fine").*\n\ndata: \{"error":\{"message":"Incorrect API key provided: Bearer \[redacted\]\. Key \[redacted\] is revoked\.","type":"invalid_request_error","param":null,"code":"\[redacted\]"\}\}\n\ndata: \[DONE\]\n\n\z/s
+--- no_error_log eval
+[qr/\[alert\]/, qr/\[(?!debug)[a-z]+\].*sk-stream-secret/]
+
+
+
+=== TEST 41: llm_fallback_timeout bounds the time to the commit point, not a committed stream
+The stream commits at once and runs 3.2 s past a 1.5 s deadline.
+--- config
+    location /chat {
+        llm_fallback_timeout 1500ms;
+        llm_fallback_chain longrun good;
+    }
+--- timeout: 10
+--- error_code: 200
+--- response_headers
+X-LLM-Provider: longrun
+--- response_body_like eval
+qr/\A(?!.*"error")(?:data: [^\n]*"content":"\d "[^\n]*\n\n){8}data: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+--- no_error_log
+[alert]
+[error]
+stream failed
+
+
+
+=== TEST 42: ... a chain that has not committed by then gets 504 llm_timeout
+keep-alive comments and the role chunk do not commit the stream
+--- config
+    location /chat {
+        llm_attempt_timeout 10s;
+        llm_fallback_timeout 1s;
+        llm_fallback_chain slow good;
+    }
+--- timeout: 10
+--- error_code: 504
+--- response_headers
+Content-Type: application/json
+x-should-retry: false
+--- response_body_like: ^\{"error":\{"message":"The llm_fallback_timeout deadline passed before any provider answered.","type":"llm_timeout","param":null,"code":null,"attempts":\[\{"provider":"slow","status":504,"reason":"timeout"\}\]\}\}$
+--- error_log
+llm fallback: llm_fallback_timeout passed after: slow:timeout
+
+
+
+=== TEST 43: an HTTP/2 client that reads slowly gets the whole stream, and it is a success
+A 4 KiB stream window that opens 2 KiB every 10 ms, after a second.
+--- skip_eval: 10: !LLMStream::have_node()
+--- http_config
+    llm_circuit_breaker zone=llm:1m failures=1 window=1m cooldown=1m;
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_2 http2 sndbuf=4k;
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3;
+
+        location /chat { llm_fallback_chain long; }
+        location /status { llm_status; }
+
+        location ~ ^/_s/(\w+)$ {
+            internal;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/s/$1;
+            proxy_http_version 1.1;
+        }
+    }
+--- config
+    location /slow {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/client/$TEST_NGINX_RAND_PORT_2/chat?h2=1&stall=1&read=2048&every=0.01;
+        proxy_read_timeout 60s;
+    }
+    location /status {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3/status;
+    }
+--- request eval
+["POST /slow\n" . '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}', "GET /status"]
+--- timeout: 30
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[qr/\Adata: [^\n]*"role":"assistant"[^\n]*\n\n(?:data: [^\n]*"content":"\d+ x{900}"[^\n]*\n\n){400}data: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: [^\n]*"usage"[^\n]*\n\ndata: \[DONE\]\n\n\z/,
+ qr/"long":\{"state":"closed",[^{}]*"consecutive_failures":0,[^{}]*"attempts":1,"successes":1,"failures":\{"error":0,/]
+--- no_error_log
+[alert]
+[crit]
+stream failed

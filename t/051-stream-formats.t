@@ -82,6 +82,43 @@ stream_server(
     gcut_streamGenerateContent   => [sse_head(),
                  (gemini_stream('one', 'two'))[0], { cut => 1 }],
     good       => [sse_head(), openai_stream('from openai')],
+
+    # events larger than the output buffers, after the commit point
+    abig       => [sse_head(), anthropic_stream('a' x 6000, 'b' x 9000)],
+    abigtool   => [sse_head(), $a_tool->[0],
+                   sse_event('{"type":"content_block_start","index":0,'
+                       . '"content_block":{"type":"tool_use","id":"toolu_9",'
+                       . '"name":"save","input":{}}}', 'content_block_start'),
+                   map({ sse_event('{"type":"content_block_delta","index":0,'
+                             . '"delta":{"type":"input_json_delta",'
+                             . '"partial_json":"' . $_ . '"}}',
+                             'content_block_delta') }
+                       '{\\"text\\": \\"' . 'p' x 6000, 'q' x 9000 . '\\"}'),
+                   sse_event('{"type":"content_block_stop","index":0}',
+                       'content_block_stop'),
+                   sse_event('{"type":"message_delta","delta":{"stop_reason":'
+                       . '"tool_use"},"usage":{"output_tokens":9}}',
+                       'message_delta'),
+                   sse_event('{"type":"message_stop"}', 'message_stop')],
+    abigtiny   => [sse_head(), { tiny => join('', anthropic_stream('g' x 9000,
+                                                                 'h' x 5000)),
+                                 seg => 97 }],
+    # chunks of 4060 to 4120 bytes: around what a 4 KiB buffer holds
+    asweep     => [sse_head(), anthropic_stream(map { sprintf('%04d', $_)
+                                                      . 'z' x ($_ - 4) }
+                                                3900 .. 3960)],
+    # in-band errors after the first content that quote the key
+    aerrkey    => [sse_head(), (anthropic_stream('part'))[0 .. 3], 0.2,
+                   sse_event('{"type":"error","error":{"type":'
+                       . '"authentication_error","message":"invalid x-api-'
+                       . 'key: sk-ant-stream-9c3e1a7f"}}', 'error')],
+    gerrkey_streamGenerateContent => [sse_head(),
+                   (gemini_stream('one', 'two'))[0], 0.2,
+                   "data: {\"error\":{\"code\":400,\"message\":\"API key "
+                   . "not valid: AIza-stream-5d7f3b1e\",\"status\":"
+                   . "\"INVALID_ARGUMENT\"}}\r\n\r\n"],
+    gbig_streamGenerateContent => [sse_head(),
+                   gemini_stream('c' x 6000, 'd' x 9000)],
 );
 
 no_shuffle();
@@ -104,6 +141,15 @@ add_block_preprocessor(sub {
     llm_provider gsafety uri=/_g/gsafety format=gemini model=gemini-fake;
     llm_provider gcut uri=/_g/gcut format=gemini model=gemini-fake;
     llm_provider good uri=/_o/good;
+    llm_provider abig uri=/_a/abig format=anthropic api_key=ak;
+    llm_provider abigtool uri=/_a/abigtool format=anthropic api_key=ak;
+    llm_provider abigtiny uri=/_a/abigtiny format=anthropic api_key=ak;
+    llm_provider asweep uri=/_a/asweep format=anthropic api_key=ak;
+    llm_provider aerrkey uri=/_a/aerrkey format=anthropic
+                 api_key=sk-ant-stream-9c3e1a7f;
+    llm_provider gerrkey uri=/_g/gerrkey format=gemini model=gemini-fake
+                 api_key=AIza-stream-5d7f3b1e;
+    llm_provider gbig uri=/_g/gbig format=gemini model=gemini-fake;
 EOF
 
     $block->set_value("config", <<'EOF' . ($block->config // ''));
@@ -305,3 +351,93 @@ qr/\A(?!.*"usage").*"finish_reason":"stop".*data: \[DONE\]\n\n\z/s
 [200, 200]
 --- response_body_like eval
 [qr/data: \[DONE\]/, qr/\Aatool ttft=\d+ prompt=20 completion=30\n\z/]
+
+
+
+=== TEST 16: Anthropic text deltas of 6000 and 9000 characters
+Each chunk is larger than an output buffer.
+--- config
+    location /chat { llm_fallback_chain abig; }
+--- error_code: 200
+--- response_body_like eval
+qr/\Adata: [^\n]*"role":"assistant"[^\n]*\n\ndata: [^\n]*"delta":\{"content":"a{6000}"\}[^\n]*\n\ndata: [^\n]*"delta":\{"content":"b{9000}"\}[^\n]*\n\ndata: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: [^\n]*"usage"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+--- no_error_log
+[alert]
+[error]
+stream failed
+
+
+
+=== TEST 17: an Anthropic tool call whose arguments come in 6000 and 9000 characters
+--- config
+    location /chat { llm_fallback_chain abigtool; }
+--- error_code: 200
+--- response_body_like eval
+qr/"tool_calls":\[\{"index":0,"id":"toolu_9","type":"function","function":\{"name":"save","arguments":""\}\}\][^\n]*\n\ndata: [^\n]*"arguments":"\{\\"text\\": \\"p{6000}"\}[^\n]*\n\ndata: [^\n]*"arguments":"q{9000}\\"\}"\}[^\n]*\n\ndata: [^\n]*"finish_reason":"tool_calls"[^\n]*\n\n.*data: \[DONE\]\n\n\z/s
+--- no_error_log
+[alert]
+[error]
+stream failed
+
+
+
+=== TEST 18: Gemini text parts of 6000 and 9000 characters
+--- config
+    location /chat { llm_fallback_chain gbig; }
+--- error_code: 200
+--- response_body_like eval
+qr/\Adata: [^\n]*"delta":\{"role":"assistant","content":"c{6000}"\}[^\n]*\n\ndata: [^\n]*"delta":\{"content":"d{9000}"\}[^\n]*\n\n(data: [^\n]*"finish_reason":"stop"[^\n]*\n\n)+data: [^\n]*"usage"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+--- no_error_log
+[alert]
+[error]
+stream failed
+
+
+
+=== TEST 19: translated chunks of 4060 to 4120 bytes, around a buffer's size
+--- config
+    location /chat { llm_fallback_chain asweep; }
+--- error_code: 200
+--- response_body_like eval
+my $texts = join '', map { sprintf('data: [^\n]*"delta":\{"content":"%04d%s"\}[^\n]*\n\n', $_, 'z' x ($_ - 4)) } 3900 .. 3960;
+qr/\Adata: [^\n]*"role":"assistant"[^\n]*\n\n$texts(?:data: [^\n]*\n\n){2}data: \[DONE\]\n\n\z/
+--- no_error_log
+[alert]
+[error]
+stream failed
+
+
+
+=== TEST 20: an Anthropic error event after content that quotes the key is relayed redacted
+--- config
+    location /chat { llm_fallback_chain aerrkey; }
+--- error_code: 200
+--- response_body_like eval
+qr/\A(?!.*sk-ant-stream)(?=.*"content":"part").*\n\ndata: \{"error":\{[^\n]*"message":"invalid x-api-key: \[redacted\]"[^\n]*\}\}\n\ndata: \[DONE\]\n\n\z/s
+--- no_error_log eval
+[qr/\[alert\]/, qr/\[(?!debug)[a-z]+\].*sk-ant-stream/]
+
+
+
+=== TEST 21: a Gemini error after content that quotes the key is relayed redacted
+--- config
+    location /chat { llm_fallback_chain gerrkey; }
+--- error_code: 200
+--- response_body_like eval
+qr/\A(?!.*AIza-stream)(?=.*"content":"one").*\n\ndata: \{"error":\{[^\n]*"message":"API key not valid: \[redacted\]"[^\n]*\}\}\n\ndata: \[DONE\]\n\n\z/s
+--- no_error_log eval
+[qr/\[alert\]/, qr/\[(?!debug)[a-z]+\].*AIza-stream/]
+
+
+
+=== TEST 22: events of 9000 and 5000 characters arriving 97 bytes at a time
+--- config
+    location /chat { llm_fallback_chain abigtiny; }
+--- timeout: 10
+--- error_code: 200
+--- response_body_like eval
+qr/\Adata: [^\n]*"role":"assistant"[^\n]*\n\ndata: [^\n]*"delta":\{"content":"g{9000}"\}[^\n]*\n\ndata: [^\n]*"delta":\{"content":"h{5000}"\}[^\n]*\n\ndata: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: [^\n]*"usage"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+--- no_error_log
+[alert]
+[error]
+stream failed

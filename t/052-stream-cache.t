@@ -35,6 +35,14 @@ stream_server(
               sse_event('{"type":"message_stop"}', 'message_stop')],
     cut   => [sse_head(), sse_event(openai_chunk('{"content":"half"}')),
               { cut => 1 }],
+
+    # 400 events of 1 KiB in one write, for a client that reads slowly
+    long  => [sse_head(), sse_event(openai_chunk(
+                  '{"role":"assistant","content":""}'))
+              . join('', map { sse_event(openai_chunk(
+                                   qq({"content":"$_ @{['x' x 900]}"})))
+                             } 1 .. 400)
+              . join('', (openai_stream())[1 .. 3])],
 );
 
 sub chat {
@@ -55,6 +63,7 @@ add_block_preprocessor(sub {
     llm_provider good uri=/_s/good;
     llm_provider tool uri=/_s/tool format=anthropic;
     llm_provider cut uri=/_s/cut;
+    llm_provider long uri=/_s/long;
 EOF
 
     $block->set_value("config", <<'EOF' . ($block->config // ''));
@@ -130,3 +139,48 @@ __DATA__
 --- response_body_like eval
 [qr/"code":"llm_stream_interrupted".*data: \[DONE\]\n\n\z/s,
  qr/"code":"llm_stream_interrupted".*data: \[DONE\]\n\n\z/s]
+
+
+
+=== TEST 4: a stream to a client that reads slowly is cached all the same
+The module's server sends through a 4 KiB socket buffer to a client that
+stalls a second, then reads 2 KiB every 10 ms (LLMStream's slow client):
+when the provider ends, the client is far more than 64 KiB behind.
+--- http_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_2 sndbuf=4k;
+
+        location /chat {
+            llm_fallback_chain long;
+            llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
+        }
+
+        location ~ ^/_s/(\w+)$ {
+            internal;
+            proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/s/$1;
+            proxy_http_version 1.1;
+        }
+    }
+--- config
+    location /slow {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/client/$TEST_NGINX_RAND_PORT_2/chat?stall=1&read=2048&every=0.01;
+        proxy_read_timeout 60s;
+    }
+    location /direct {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_2/chat;
+    }
+--- request eval
+[main::chat(1) =~ s{^POST /chat}{POST /slow}r,
+ main::chat(0) =~ s{^POST /chat}{POST /direct}r]
+--- timeout: 30
+--- error_code eval
+[200, 200]
+--- response_headers eval
+["", "X-LLM-Cache: HIT\nX-LLM-Provider: long"]
+--- response_body_like eval
+[qr/\A(?!.*"error")(?=.*"content":"400 x{900}").*"finish_reason":"stop".*\n\ndata: \[DONE\]\n\n\z/s,
+ qr/\A\{"id":"chatcmpl-s1","object":"chat.completion",.*"content":"1 x{900}2 x{900}.*400 x{900}".*"finish_reason":"stop".*"usage":\{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13\}\}\z/s]
+--- no_error_log
+[alert]
+[crit]
+stream failed

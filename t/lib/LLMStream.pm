@@ -24,21 +24,34 @@ package LLMStream;
 # nginx closed the provider connection; /req/NAME answers the last
 # request body NAME got.
 #
+# /client/PORT/PATH?stall=S&read=N&every=T is a slow client instead: it
+# sends the request body it got as a POST to 127.0.0.1:PORT/PATH (HTTP/1.1,
+# Connection: close) from a socket with a small receive buffer, waits S
+# seconds, then reads N bytes every T seconds, and answers with the status
+# and the de-chunked body it received.  A test block proxies to it to see
+# what a client that reads slowly gets.  With h2=1 the client speaks
+# HTTP/2 (prior knowledge, a 4 KiB stream window) through node and
+# h2-slow-client.js next to this file; have_node() says whether node runs.
+#
 # It is plain Perl in the test process, so the suites run unchanged under
 # the real Test::Nginx.
 
 use strict;
 use warnings;
 use IO::Socket::INET;
-use Socket qw(IPPROTO_TCP TCP_NODELAY SOL_SOCKET SO_LINGER);
+use Socket qw(IPPROTO_TCP TCP_NODELAY SOL_SOCKET SO_LINGER SO_RCVBUF
+              AF_INET SOCK_STREAM pack_sockaddr_in inet_aton);
 use POSIX ();
 use File::Temp ();
+use File::Basename ();
+use File::Spec ();
+use IPC::Open2 ();
 use Time::HiRes ();
 use Exporter 'import';
 
 our @EXPORT = qw(stream_server sse_head sse_head_chunked sse_event
                  openai_chunk openai_stream anthropic_stream gemini_stream
-                 chunked);
+                 chunked have_node);
 
 my ($pid, $dir, $owner);
 
@@ -240,6 +253,12 @@ sub serve {
         return;
     }
 
+    if ($path =~ m{^/client/(\d+)(/[^?]*)\??(.*)}) {
+        slow_client($c, $1, $2, { map { split /=/, $_, 2 } split /&/, $3 },
+                    $body);
+        return;
+    }
+
     my ($name) = $path =~ m{^/s/(\w+)};
     my $script = defined $name ? $scripts->{$name} : undef;
 
@@ -255,6 +274,79 @@ sub serve {
     my $how = run_script($c, $script);
 
     save("$name.closed", $how);
+}
+
+sub have_node {
+    return system('node -e 0 >/dev/null 2>&1') == 0;
+}
+
+sub slow_client {
+    my ($c, $port, $path, $o, $body) = @_;
+    my ($raw, $s) = ('');
+
+    if ($o->{h2}) {
+        my $js = File::Spec->catfile(File::Basename::dirname(__FILE__),
+                                     'h2-slow-client.js');
+
+        my $pid = IPC::Open2::open2(my $out, my $in, 'node', $js, $port,
+                                    $path, $o->{stall} // 1,
+                                    $o->{read} // 1024,
+                                    $o->{every} // 0.01);
+        print $in $body;
+        close $in;
+
+        local $/;
+        $raw = <$out> // '';
+        waitpid $pid, 0;
+
+        my ($status, $rest) = split /\n\n/, $raw, 2;
+
+        write_all($c, "HTTP/1.1 " . ($status || 502) . " X\r\n"
+                      . "Content-Type: text/plain\r\n"
+                      . "Content-Length: " . length($rest // '') . "\r\n"
+                      . "Connection: close\r\n\r\n" . ($rest // ''));
+        return;
+    }
+
+    socket($s, AF_INET, SOCK_STREAM, 0) or return;
+    setsockopt($s, SOL_SOCKET, SO_RCVBUF, $o->{rcvbuf} // 4096);
+    connect($s, pack_sockaddr_in($port, inet_aton('127.0.0.1'))) or return;
+
+    write_all($s, "POST $path HTTP/1.1\r\nHost: localhost\r\n"
+                  . "Content-Type: application/json\r\n"
+                  . "Content-Length: " . length($body) . "\r\n"
+                  . "Connection: close\r\n\r\n$body") or return;
+
+    Time::HiRes::sleep($o->{stall} // 1);
+
+    while (sysread($s, $raw, $o->{read} // 1024, length $raw)) {
+        Time::HiRes::sleep($o->{every} // 0.01);
+    }
+
+    close $s;
+
+    my ($head, $rest) = split /\r\n\r\n/, $raw, 2;
+    my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d+)};
+    $rest //= '';
+
+    if (($head // '') =~ /^transfer-encoding:\s*chunked/mi) {
+        my $out = '';
+
+        while ($rest =~ s/\A([0-9a-fA-F]+)\r\n//) {
+            my $n = hex $1;
+            last if $n == 0;
+            $out .= substr($rest, 0, $n, '');
+            $rest =~ s/\A\r\n//;
+        }
+
+        $rest = $out;
+    }
+
+    $status //= 502;
+
+    write_all($c, "HTTP/1.1 $status X\r\nContent-Type: text/plain\r\n"
+                  . "Content-Length: " . length($rest) . "\r\n"
+                  . "Connection: close\r\n\r\n$rest");
 }
 
 # "eof" when the script ran to its end, "peer" when nginx closed first
