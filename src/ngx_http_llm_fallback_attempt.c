@@ -246,6 +246,11 @@ ngx_http_llm_fallback_push_header(ngx_http_request_t *sr, ngx_str_t *name,
     h->value = *value;
     h->lowcase_key = name->data;
 
+#if (nginx_version >= 1023000)
+    /* header variables ($content_type) follow the links of same names */
+    h->next = NULL;
+#endif
+
     if (hp) {
         *hp = h;
     }

@@ -1,0 +1,104 @@
+# The header list of an attempt, as nginx's own code in the provider
+# location sees it: header variables ($content_type, $http_*) read exact
+# values on every nginx version (on 1.23 and later they walk the list's
+# "next" links), the operator's proxy_set_header replaces the module's
+# header of the same name, and a key with CR, LF or NUL never reaches a
+# provider.
+#
+# master_on(): a worker that crashes is logged ("exited on signal") and
+# replaced; every block checks for that.
+
+use FindBin;
+BEGIN { push @INC, "$FindBin::Bin/lib" }
+use Test::Nginx::Socket 'no_plan';
+use LLMFake;
+use LLMHostile;
+
+master_on();
+no_shuffle();
+no_long_string();
+
+# varying sizes: the header list and the values around it land at other
+# places of the request's pool
+our @Sizes = (0, 1, 7, 60, 100, 333, 1000, 1500, 2048, 3000, 4000, 4096,
+              5000, 8000, 12000, 16384, 20000, 33000, 65536, 100000);
+
+sub body {
+    my ($n) = @_;
+    return '{"messages":[{"role":"user","content":"' . ('x' x $n) . '"}]}';
+}
+
+our @Requests = map { "POST /chat\n" . body($_) } @Sizes;
+
+our @Headers = map {
+    "Content-Type: application/json\n"
+    . ($_ % 2 ? "Accept: text/html\n" : '')
+    . ($_ % 3 ? "X-Client-$_: " . ('v' x ($_ * 37)) . "\n" : '')
+    . ($_ % 4 ? "Authorization: Bearer client-$_\n" : '')
+} 0 .. $#Sizes;
+
+our $Seen = 'type=[application/json] accept=[application/json] '
+          . 'auth=[Bearer sk-vars] len=[%d]';
+
+# what the /seen fake provider answers for body($n)
+sub seen {
+    my ($n) = @_;
+    return sprintf($Seen, length body($n));
+}
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    $block->set_value("http_config", LLMFake::fake_providers()
+        . ($block->http_config // '') . <<'END');
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_2;
+        default_type application/json;
+        client_max_body_size 1m;
+
+        # what the provider location put into the X-Seen-* headers
+        location = /seen {
+            return 200 '{"choices":[{"index":0,"message":{"role":"assistant","content":"type=[$http_x_seen_type] accept=[$http_x_seen_accept] auth=[$http_x_seen_auth] len=[$http_x_seen_length]"},"finish_reason":"stop"}]}';
+        }
+    }
+END
+
+    $block->set_value("config", LLMFake::llm_locations()
+                      . ($block->config // ''));
+
+    if (!defined $block->more_headers) {
+        $block->set_value("more_headers", "Content-Type: application/json");
+    }
+
+    if (!defined $block->request) {
+        $block->set_value("request", LLMHostile::post($LLMHostile::Hi));
+    }
+
+    LLMHostile::survives($block);
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: header variables in the provider location read the module's headers exactly, whatever the request
+--- http_config
+    llm_provider vars uri=/_llm/vars api_key=sk-vars;
+--- config
+    location = /_llm/vars {
+        internal;
+        proxy_set_header X-Seen-Type $content_type;
+        proxy_set_header X-Seen-Accept $http_accept;
+        proxy_set_header X-Seen-Auth $http_authorization;
+        proxy_set_header X-Seen-Length $content_length;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_2/seen;
+    }
+    location /chat { llm_fallback_chain vars; }
+--- request eval
+[@::Requests]
+--- more_headers eval
+[@::Headers]
+--- error_code eval
+[(200) x @::Sizes]
+--- response_body_like eval
+[map { qr/"content":"\Q${\ ::seen($_)}\E"/ } @::Sizes]
