@@ -13,6 +13,7 @@ BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
 use LLMFake;
 use LLMHostile;
+use LLMProviders;
 
 master_on();
 no_shuffle();
@@ -44,6 +45,33 @@ our $Seen = 'type=[application/json] accept=[application/json] '
 sub seen {
     my ($n) = @_;
     return sprintf($Seen, length body($n));
+}
+
+# --- tcp_reply subs: the answer's text lists every header the provider
+# received, lowercased and sorted, with its count and values:
+# "accept=1:application/json authorization=1:Bearer sk-x ..."
+sub headers_seen {
+    my ($req) = @_;
+    my ($head) = split /\r\n\r\n/, $req, 2;
+    my (undef, @lines) = split /\r\n/, $head;
+    my (%n, %v);
+
+    for (@lines) {
+        my ($k, $v) = /^([^:]+):[ \t]*(.*)$/ or next;
+        $n{lc $k}++;
+        push @{$v{lc $k}}, $v;
+    }
+
+    return join ' ', map { "$_=$n{$_}:" . join('|', @{$v{$_}}) } sort keys %n;
+}
+
+sub counted {
+    return LLMFake::echo_reply(headers_seen(shift));
+}
+
+sub counted_anthropic {
+    return LLMProviders::http_reply(200, LLMProviders::anthropic_message(
+                                            content => headers_seen(shift)));
 }
 
 add_block_preprocessor(sub {
@@ -102,3 +130,101 @@ __DATA__
 [(200) x @::Sizes]
 --- response_body_like eval
 [map { qr/"content":"\Q${\ ::seen($_)}\E"/ } @::Sizes]
+
+
+
+=== TEST 2: proxy_set_header Authorization, Accept and Content-Type replace the module's: one of each, the operator's value
+--- http_config
+    llm_provider tcp uri=/_llm/tcp api_key=sk-module;
+--- config
+    location = /_llm/tcp {
+        internal;
+        proxy_set_header Authorization "Bearer sk-operator";
+        proxy_set_header Accept text/event-stream;
+        proxy_set_header Content-Type "application/json; charset=utf-8";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3/v1/chat/completions;
+    }
+    location /chat { llm_fallback_chain tcp; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_3
+--- tcp_reply eval
+\&::counted
+--- error_code: 200
+--- response_body_like: "content":"accept=1:text/event-stream authorization=1:Bearer sk-operator connection=1:close content-length=1:45 content-type=1:application/json; charset=utf-8 host=1:127\.0\.0\.1:\d+"
+
+
+
+=== TEST 3: without proxy_set_header, the module's headers, once each
+--- http_config
+    llm_provider tcp uri=/_llm/tcp api_key=sk-module;
+--- config
+    location = /_llm/tcp {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3/v1/chat/completions;
+    }
+    location /chat { llm_fallback_chain tcp; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_3
+--- tcp_reply eval
+\&::counted
+--- more_headers
+Content-Type: application/json
+Accept: text/html
+Authorization: Bearer client-secret
+--- error_code: 200
+--- response_body_like: "content":"accept=1:application/json authorization=1:Bearer sk-module connection=1:close content-length=1:45 content-type=1:application/json host=1:127\.0\.0\.1:\d+"
+
+
+
+=== TEST 4: proxy_set_header with an empty value removes the module's header
+--- http_config
+    llm_provider tcp uri=/_llm/tcp api_key=sk-module;
+--- config
+    location = /_llm/tcp {
+        internal;
+        proxy_set_header Authorization "";
+        proxy_set_header Accept "";
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3/v1/chat/completions;
+    }
+    location /chat { llm_fallback_chain tcp; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_3
+--- tcp_reply eval
+\&::counted
+--- error_code: 200
+--- response_body_like: "content":"connection=1:close content-length=1:45 content-type=1:application/json host=1:127\.0\.0\.1:\d+"
+
+
+
+=== TEST 5: anthropic: proxy_set_header names in any case replace x-api-key and anthropic-version
+--- http_config
+    llm_provider tcp uri=/_llm/tcp format=anthropic model=claude-3-5-haiku-latest
+                     api_key=sk-ant-module;
+--- config
+    location = /_llm/tcp {
+        internal;
+        proxy_set_header X-Api-Key sk-ant-operator;
+        proxy_set_header Anthropic-Version 2024-10-22;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3/v1/messages;
+    }
+    location /chat { llm_fallback_chain tcp; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_3
+--- tcp_reply eval
+\&::counted_anthropic
+--- error_code: 200
+--- response_body_like: "content":"accept=1:application/json anthropic-version=1:2024-10-22 connection=1:close content-length=1:\d+ content-type=1:application/json host=1:127\.0\.0\.1:\d+ x-api-key=1:sk-ant-operator"
+
+
+
+=== TEST 6: auth_header=Api-Key (Azure OpenAI): proxy_set_header api-key replaces it
+--- http_config
+    llm_provider tcp uri=/_llm/tcp api_key=azure-module auth_header=Api-Key;
+--- config
+    location = /_llm/tcp {
+        internal;
+        proxy_set_header api-key azure-operator;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3/v1/chat/completions;
+    }
+    location /chat { llm_fallback_chain tcp; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_3
+--- tcp_reply eval
+\&::counted
+--- error_code: 200
+--- response_body_like: "content":"accept=1:application/json api-key=1:azure-operator connection=1:close content-length=1:45 content-type=1:application/json host=1:127\.0\.0\.1:\d+"
