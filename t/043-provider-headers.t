@@ -10,6 +10,7 @@
 
 use FindBin;
 BEGIN { push @INC, "$FindBin::Bin/lib" }
+BEGIN { $ENV{LLM_TEST_CRLF_KEY} = "sk-env-secret\r\nX-Injected: 1" }
 use Test::Nginx::Socket 'no_plan';
 use LLMFake;
 use LLMHostile;
@@ -228,3 +229,117 @@ Authorization: Bearer client-secret
 \&::counted
 --- error_code: 200
 --- response_body_like: "content":"accept=1:application/json api-key=1:azure-operator connection=1:close content-length=1:45 content-type=1:application/json host=1:127\.0\.0\.1:\d+"
+
+
+
+=== TEST 7: an api_key_file with LF inside the key fails the configuration, without showing it
+--- user_files
+>>> bad.key
+sk-file-secret
+X-Injected: 1
+--- http_config
+    llm_provider f uri=/_llm/ok api_key_file=../html/bad.key;
+--- must_die
+--- error_log eval
+qr/\[emerg\] (?:\d+#\d+: )?the key of llm provider "f" contains CR, LF or NUL, which cannot be sent in a header in \S+nginx\.conf:\d+/
+--- no_error_log
+sk-file-secret
+X-Injected
+
+
+
+=== TEST 8: a NUL in an api_key_file
+--- user_files eval
+">>> nul.key\nsk-nul-secret\0tail\n"
+--- http_config
+    llm_provider f uri=/_llm/ok api_key_file=../html/nul.key;
+--- must_die
+--- error_log eval
+qr/\[emerg\] (?:\d+#\d+: )?the key of llm provider "f" contains CR, LF or NUL, which cannot be sent in a header in \S+nginx\.conf:\d+/
+--- no_error_log
+sk-nul-secret
+tail
+
+
+
+=== TEST 9: an api_key_env variable with CR LF in it
+--- http_config
+    llm_provider e uri=/_llm/ok api_key_env=LLM_TEST_CRLF_KEY;
+--- must_die
+--- error_log eval
+qr/\[emerg\] (?:\d+#\d+: )?the key of llm provider "e" contains CR, LF or NUL, which cannot be sent in a header in \S+nginx\.conf:\d+/
+--- no_error_log
+sk-env-secret
+X-Injected
+
+
+
+=== TEST 10: a literal api_key= with "\r\n" in it
+--- http_config
+    llm_provider l uri=/_llm/ok "api_key=sk-lit-secret\r\nX-Injected: 1";
+--- must_die
+--- error_log eval
+qr/\[emerg\] (?:\d+#\d+: )?the key of llm provider "l" contains CR, LF or NUL, which cannot be sent in a header in \S+nginx\.conf:\d+/
+--- no_error_log
+sk-lit-secret
+X-Injected
+
+
+
+=== TEST 11: a key from variables with CR LF or NUL: a 500 in the OpenAI error shape and an [error] without the key
+--- log_level: info
+--- http_config eval
+qq{
+    map \$http_x_tenant \$tenant_key {
+        default  "sk-var-secret\\r\\nX-Injected: 1";
+        lf       "sk-var-secret\\nX-Injected: 1";
+        nul      "sk-var-secret\0tail";
+        good     sk-var-good;
+    }
+
+    llm_provider var uri=/_llm/echo api_key=\$tenant_key;
+    llm_provider ok uri=/_llm/ok;
+}
+--- config
+    location /chat { llm_fallback_chain var ok; }
+--- request eval
+[("POST /chat\n$LLMHostile::Hi") x 3]
+--- more_headers eval
+["Content-Type: application/json\n",
+ "Content-Type: application/json\nX-Tenant: lf\n",
+ "Content-Type: application/json\nX-Tenant: nul\n"]
+--- error_code eval
+[500, 500, 500]
+--- response_headers eval
+[("Content-Type: application/json\n!X-LLM-Provider") x 3]
+--- response_body_like eval
+[(qr/^\{"error":\{"message":"The credential of provider \\"var\\" cannot be sent: it contains CR, LF or NUL\.","type":"server_error","param":null,"code":null\}\}$/) x 3]
+--- error_log
+the key of llm provider "var" ("api_key=" with variables) contains CR, LF or NUL, not sent
+--- no_error_log
+sk-var-secret
+X-Injected
+tail
+
+
+
+=== TEST 12: the same map's good key is sent
+--- log_level: info
+--- http_config eval
+qq{
+    map \$http_x_tenant \$tenant_key {
+        default  "sk-var-secret\\r\\nX-Injected: 1";
+        good     sk-var-good;
+    }
+
+    llm_provider var uri=/_llm/echo api_key=\$tenant_key;
+}
+--- config
+    location /chat { llm_fallback_chain var; }
+--- more_headers
+Content-Type: application/json
+X-Tenant: good
+--- error_code: 200
+--- response_headers
+X-LLM-Provider: var
+--- response_body_like: "content":"auth=\[Bearer sk-var-good\] key=\[\]
