@@ -35,8 +35,11 @@ MODULE     := ngx_http_llm_fallback_module
 TOP        := $(CURDIR)
 BUILD      := $(TOP)/build
 
-# NGINX= (or 1.22): the distro's nginx; NGINX=1.26: build/nginx-1.26
+# NGINX= (or 1.22): the distro's nginx; NGINX=1.26: build/nginx-1.26.
+# Never exported: nginx takes an NGINX environment variable for sockets
+# inherited from a binary upgrade (and then does not daemonize).
 NGINX      ?=
+unexport NGINX
 NGINX_DEV  ?= /usr/share/nginx/src
 
 OBJ        := $(BUILD)/nginx
@@ -120,7 +123,8 @@ endif
 # ---------------------------------------------------------------- tests
 
 test: deps build
-	@$(MAKE) --no-print-directory -k test-examples test-prove test-sdk
+	@$(MAKE) --no-print-directory -k NGINX=$(NGINX) \
+	    test-examples test-prove test-sdk
 
 test-prove:
 	@echo "=== prove -r $(TESTS) (nginx $(NGINX_BIN)) ==="
