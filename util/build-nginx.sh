@@ -100,7 +100,7 @@ fetch_source() {
     fi
 
     if [ -z "$v" ]; then
-        log "no nginx $upstream in $uri $suite (it has: $(echo $versions))" >&2
+        log "no nginx $upstream in $uri $suite (it has: ${versions//$'\n'/ })" >&2
         return 1
     fi
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Debian source packages through a private apt directory: sourced by
 # util/build-asan.sh and util/build-nginx.sh. /etc/apt is only read; the
 # lists, the cache and the sources list live under the caller's directory.
