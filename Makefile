@@ -5,6 +5,10 @@
 #                    distro nginx (nginx-dev headers), warnings are errors
 #   make test        deps + build, prove -r t/, node SDK test, nginx -t of
 #                    conf/examples/*.conf
+#   make build NGINX=1.26, make test NGINX=1.26
+#                    the same against nginx 1.26.3 (Debian 13's), built
+#                    from its Debian source package under build/nginx-1.26
+#                    (util/build-nginx.sh; fetched and configured once)
 #   make build-asan  nginx + module with AddressSanitizer and UBSan under
 #                    build/asan/ (from Debian's nginx source package)
 #   make test-asan   the same suites against the ASan build; any sanitizer
@@ -31,11 +35,25 @@ MODULE     := ngx_http_llm_fallback_module
 TOP        := $(CURDIR)
 BUILD      := $(TOP)/build
 
-NGINX_BIN  ?= /usr/sbin/nginx
+# NGINX= (or 1.22): the distro's nginx; NGINX=1.26: build/nginx-1.26.
+# Never exported: nginx takes an NGINX environment variable for sockets
+# inherited from a binary upgrade (and then does not daemonize).
+NGINX      ?=
+unexport NGINX
 NGINX_DEV  ?= /usr/share/nginx/src
 
 OBJ        := $(BUILD)/nginx
+
+ifeq ($(filter-out 1.22,$(NGINX)),)
+NGINX_BIN  ?= /usr/sbin/nginx
 SO         := $(BUILD)/$(MODULE).so
+else ifeq ($(NGINX),1.26)
+NGINX_DIR  := $(BUILD)/nginx-1.26
+NGINX_BIN  := $(NGINX_DIR)/sbin/nginx
+SO         := $(NGINX_DIR)/$(MODULE).so
+else
+$(error NGINX=$(NGINX): 1.22 (the distro's) or 1.26)
+endif
 
 ASAN_DIR   := $(BUILD)/asan
 ASAN_BIN   := $(ASAN_DIR)/sbin/nginx
@@ -82,6 +100,14 @@ $(OBJ)/Makefile: config
 	    || { tail -n 30 $(OBJ)/configure.log; exit 1; }
 	@test -f $@
 
+ifdef NGINX_DIR
+
+# nginx and the module, -Werror; the make inside rebuilds what changed
+build:
+	@bash util/build-nginx.sh "$(NGINX_DIR)"
+
+else
+
 # nginx's own Makefile knows the dependencies of every object; the .so is
 # renamed into place so a running nginx that mapped the old one is not hurt
 build: $(OBJ)/Makefile
@@ -91,11 +117,14 @@ build: $(OBJ)/Makefile
 	    && echo "built $(SO)"; \
 	fi
 
+endif
+
 
 # ---------------------------------------------------------------- tests
 
 test: deps build
-	@$(MAKE) --no-print-directory -k test-examples test-prove test-sdk
+	@$(MAKE) --no-print-directory -k NGINX=$(NGINX) \
+	    test-examples test-prove test-sdk
 
 test-prove:
 	@echo "=== prove -r $(TESTS) (nginx $(NGINX_BIN)) ==="

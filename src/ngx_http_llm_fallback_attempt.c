@@ -10,13 +10,17 @@
 #include "ngx_http_llm_fallback_module.h"
 
 
+static ngx_int_t ngx_http_llm_fallback_header_template(ngx_conf_t *cf,
+    ngx_array_t *headers, ngx_table_elt_t *h, ngx_str_t *name,
+    ngx_str_t *value);
+static ngx_int_t ngx_http_llm_fallback_credential(ngx_http_request_t *r,
+    ngx_http_llm_fallback_provider_t *p, ngx_str_t *value);
+static ngx_uint_t ngx_http_llm_fallback_unsafe_value(ngx_str_t *value);
 static ngx_int_t ngx_http_llm_fallback_set_headers(ngx_http_request_t *r,
     ngx_http_request_t *sr, ngx_http_llm_fallback_provider_t *p,
-    off_t length);
+    off_t length, ngx_str_t *credential);
 static void ngx_http_llm_fallback_cancel_attempt(
     ngx_http_llm_fallback_ctx_t *ctx);
-static ngx_int_t ngx_http_llm_fallback_push_header(ngx_http_request_t *sr,
-    ngx_str_t *name, ngx_str_t *value, ngx_table_elt_t **hp);
 
 
 static ngx_str_t  ngx_http_llm_fallback_post = ngx_string("POST");
@@ -31,7 +35,8 @@ ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p)
 {
     ngx_buf_t                        *b;
-    ngx_str_t                         body;
+    ngx_int_t                         rc;
+    ngx_str_t                         body, credential;
     ngx_msec_t                        timeout;
     ngx_chain_t                      *cl;
     ngx_http_request_t               *sr;
@@ -39,6 +44,13 @@ ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
     ngx_http_core_main_conf_t        *cmcf;
     ngx_http_post_subrequest_t       *ps;
     ngx_http_llm_fallback_sr_ctx_t   *sc;
+
+    /* a credential that cannot be sent fails before any subrequest */
+
+    rc = ngx_http_llm_fallback_credential(r, p, &credential);
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
     if (p->format->create_request(ctx, p, &body) != NGX_OK) {
         return NGX_ERROR;
@@ -116,7 +128,9 @@ ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (ngx_http_llm_fallback_set_headers(r, sr, p, body.len) != NGX_OK) {
+    if (ngx_http_llm_fallback_set_headers(r, sr, p, body.len, &credential)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -144,25 +158,184 @@ ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
 
 
 /*
+ * The headers of a provider's attempts, made at configuration time: the
+ * name as given, and the lowercase name and hash that nginx's parser
+ * gives a client's header, which proxy_set_header looks up to replace a
+ * header of the same name.  A static key that cannot be sent in a header
+ * fails the configuration; the message does not show it.
+ */
+
+ngx_int_t
+ngx_http_llm_fallback_init_headers(ngx_conf_t *cf,
+    ngx_http_llm_fallback_provider_t *p)
+{
+    ngx_keyval_t  *kv;
+
+    if (ngx_array_init(&p->headers, cf->pool, 3, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* Content-Type first: the subrequest's content_type points to it */
+
+    if (ngx_http_llm_fallback_header_template(cf, &p->headers, NULL,
+                                        &ngx_http_llm_fallback_content_type,
+                                        &ngx_http_llm_fallback_json)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llm_fallback_header_template(cf, &p->headers, NULL,
+                                              &ngx_http_llm_fallback_accept,
+                                              &ngx_http_llm_fallback_json)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* the format's own, as anthropic-version */
+
+    for (kv = p->format->headers; kv && kv->key.len; kv++) {
+        if (ngx_http_llm_fallback_header_template(cf, &p->headers, NULL,
+                                                  &kv->key, &kv->value)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_llm_fallback_unsafe_value(&p->static_key)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "the key of llm provider \"%V\" contains CR, LF "
+                           "or NUL, which cannot be sent in a header",
+                           &p->name);
+        return NGX_ERROR;
+    }
+
+    return ngx_http_llm_fallback_header_template(cf, NULL, &p->credential,
+                                                 &p->key_header,
+                                                 &p->static_value);
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_header_template(ngx_conf_t *cf, ngx_array_t *headers,
+    ngx_table_elt_t *h, ngx_str_t *name, ngx_str_t *value)
+{
+    if (headers) {
+        h = ngx_array_push(headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    h->key = *name;
+    h->value = *value;
+
+    h->lowcase_key = ngx_pnalloc(cf->pool, name->len);
+    if (h->lowcase_key == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = ngx_hash_strlow(h->lowcase_key, name->data, name->len);
+
+#if (nginx_version >= 1023000)
+    /* header variables ($content_type) follow the links of same names */
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
+}
+
+
+/*
+ * The credential header's value: the static one, or the prefix and the
+ * key of an api_key= with variables, evaluated per attempt (empty: no
+ * header).  A key with CR, LF or NUL would end the header early and add
+ * others of the key's making: it is refused, without showing it.
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_credential(ngx_http_request_t *r,
+    ngx_http_llm_fallback_provider_t *p, ngx_str_t *value)
+{
+    u_char     *d;
+    ngx_str_t   key;
+
+    if (p->key == NULL) {
+        *value = p->static_value;
+        return NGX_OK;
+    }
+
+    if (ngx_http_complex_value(r, p->key, &key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (key.len == 0) {
+        ngx_str_null(value);
+        return NGX_OK;
+    }
+
+    if (ngx_http_llm_fallback_unsafe_value(&key)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "the key of llm provider \"%V\" (\"api_key=\" with "
+                      "variables) contains CR, LF or NUL, not sent",
+                      &p->name);
+        return NGX_DECLINED;
+    }
+
+    value->len = p->key_prefix.len + key.len;
+    value->data = ngx_pnalloc(r->pool, value->len);
+    if (value->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    d = ngx_cpymem(value->data, p->key_prefix.data, p->key_prefix.len);
+    ngx_memcpy(d, key.data, key.len);
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_llm_fallback_unsafe_value(ngx_str_t *value)
+{
+    u_char  *p, *last;
+
+    last = value->data + value->len;
+
+    for (p = value->data; p < last; p++) {
+        if (*p == CR || *p == LF || *p == '\0') {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
  * the subrequest sees only what the provider needs: the client's
  * headers (its Authorization, cookies) are never forwarded
  */
 
 static ngx_int_t
 ngx_http_llm_fallback_set_headers(ngx_http_request_t *r,
-    ngx_http_request_t *sr, ngx_http_llm_fallback_provider_t *p, off_t length)
+    ngx_http_request_t *sr, ngx_http_llm_fallback_provider_t *p, off_t length,
+    ngx_str_t *credential)
 {
-    u_char           *d;
-    ngx_str_t         key, value, server;
-    ngx_keyval_t     *kv;
-    ngx_table_elt_t  *host;
+    ngx_str_t         server;
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h, *host, *tpl;
 
     host = r->headers_in.host;
     server = r->headers_in.server;
 
     ngx_memzero(&sr->headers_in, sizeof(ngx_http_headers_in_t));
 
-    if (ngx_list_init(&sr->headers_in.headers, r->pool, 4,
+    if (ngx_list_init(&sr->headers_in.headers, r->pool, p->headers.nelts + 1,
                       sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
@@ -174,81 +347,32 @@ ngx_http_llm_fallback_set_headers(ngx_http_request_t *r,
     sr->headers_in.content_length_n = length;
     sr->headers_in.keep_alive_n = -1;
 
-    if (ngx_http_llm_fallback_push_header(sr,
-                                          &ngx_http_llm_fallback_content_type,
-                                          &ngx_http_llm_fallback_json,
-                                          &sr->headers_in.content_type)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    tpl = p->headers.elts;
 
-    if (ngx_http_llm_fallback_push_header(sr, &ngx_http_llm_fallback_accept,
-                                          &ngx_http_llm_fallback_json, NULL)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    /* the format's own, as anthropic-version */
-
-    for (kv = p->format->headers; kv && kv->key.len; kv++) {
-        if (ngx_http_llm_fallback_push_header(sr, &kv->key, &kv->value, NULL)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    if (p->key) {
-        if (ngx_http_complex_value(r, p->key, &key) != NGX_OK) {
+    for (i = 0; i < p->headers.nelts; i++) {
+        h = ngx_list_push(&sr->headers_in.headers);
+        if (h == NULL) {
             return NGX_ERROR;
         }
 
-        if (key.len == 0) {
-            return NGX_OK;
+        *h = tpl[i];
+
+        if (i == 0) {
+            sr->headers_in.content_type = h;
         }
+    }
 
-        value.len = p->key_prefix.len + key.len;
-        value.data = ngx_pnalloc(r->pool, value.len);
-        if (value.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        d = ngx_cpymem(value.data, p->key_prefix.data, p->key_prefix.len);
-        ngx_memcpy(d, key.data, key.len);
-
-    } else if (p->static_value.len) {
-        value = p->static_value;
-
-    } else {
+    if (credential->len == 0) {
         return NGX_OK;
     }
-
-    return ngx_http_llm_fallback_push_header(sr, &p->key_header, &value,
-                                             NULL);
-}
-
-
-static ngx_int_t
-ngx_http_llm_fallback_push_header(ngx_http_request_t *sr, ngx_str_t *name,
-    ngx_str_t *value, ngx_table_elt_t **hp)
-{
-    ngx_table_elt_t  *h;
 
     h = ngx_list_push(&sr->headers_in.headers);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
-    h->hash = 1;
-    h->key = *name;
-    h->value = *value;
-    h->lowcase_key = name->data;
-
-    if (hp) {
-        *hp = h;
-    }
+    *h = p->credential;
+    h->value = *credential;
 
     return NGX_OK;
 }

@@ -264,6 +264,10 @@ ngx_http_llm_fallback_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         p->static_value = s;
     }
 
+    if (ngx_http_llm_fallback_init_headers(cf, p) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 
 invalid:

@@ -15,6 +15,8 @@ static ngx_int_t ngx_http_llm_fallback_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_llm_fallback_runtime_chain(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx);
+static void ngx_http_llm_fallback_bad_credential(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p);
 static void ngx_http_llm_fallback_wev_handler(ngx_http_request_t *r);
 static void ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
@@ -391,10 +393,51 @@ ngx_http_llm_fallback_next(ngx_http_request_t *r,
         return;
     }
 
-    if (ngx_http_llm_fallback_start_attempt(r, ctx, p) != NGX_OK) {
+    rc = ngx_http_llm_fallback_start_attempt(r, ctx, p);
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_llm_fallback_bad_credential(r, ctx, p);
+        return;
+    }
+
+    if (rc != NGX_OK) {
         ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+}
+
+
+/* the provider's credential could not be sent (logged by the attempt) */
+
+static void
+ngx_http_llm_fallback_bad_credential(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p)
+{
+    u_char                         *d;
+    ngx_http_llm_fallback_error_t   err;
+
+    ngx_http_llm_fallback_breaker_release(ctx);
+
+    ngx_memzero(&err, sizeof(ngx_http_llm_fallback_error_t));
+
+    err.status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    err.type = "server_error";
+
+    d = ngx_pnalloc(r->pool, p->name.len + 96);
+    if (d == NULL) {
+        ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    err.message.data = d;
+    err.message.len = ngx_sprintf(d, "The credential of provider \"%V\" "
+                                  "cannot be sent: it contains CR, LF or "
+                                  "NUL.", &p->name)
+                      - d;
+
+    ngx_http_llm_fallback_finish(r, ctx,
+                                 ngx_http_llm_fallback_send_error(r, ctx,
+                                                                  &err));
 }
 
 

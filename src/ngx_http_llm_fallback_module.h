@@ -90,6 +90,15 @@ typedef struct {
     ngx_str_t                         key_header;
     ngx_str_t                         key_prefix;
 
+    /*
+     * the headers of an attempt, made once with the lowercase name and
+     * hash a parsed header has, so that proxy_set_header of the same
+     * name replaces them: Content-Type first, Accept, the format's own;
+     * and the credential's, with static_value or an empty value
+     */
+    ngx_array_t                       headers;
+    ngx_table_elt_t                   credential;
+
     ngx_uint_t                        max_tokens;
     ngx_msec_t                        timeout;
     ngx_flag_t                        breaker;
@@ -372,6 +381,8 @@ void ngx_http_llm_fallback_finish(ngx_http_request_t *r,
 ngx_int_t ngx_http_llm_fallback_json_keep(ngx_pool_t *pool, json_t *json);
 
 /* attempt.c */
+ngx_int_t ngx_http_llm_fallback_init_headers(ngx_conf_t *cf,
+    ngx_http_llm_fallback_provider_t *p);
 ngx_int_t ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p);
 ngx_int_t ngx_http_llm_fallback_post_subrequest(ngx_http_request_t *sr,

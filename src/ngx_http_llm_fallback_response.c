@@ -407,6 +407,10 @@ ngx_http_llm_fallback_add_header(ngx_http_request_t *r, const char *name,
     h->value = *value;
     h->lowcase_key = NULL;
 
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
     return NGX_OK;
 }
 

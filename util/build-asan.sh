@@ -58,54 +58,28 @@ log() {
     echo "build-asan: $*"
 }
 
+debsrc_name=build-asan
+# shellcheck source=util/debian-source.sh
+. "$top/util/debian-source.sh"
+
 
 fetch_source() {
     local apt=$dir/apt src=$dir/src v versions
-    local -a opts
 
     rm -rf "$src.tmp"
-    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$src.tmp"
+    mkdir -p "$src.tmp"
 
     # the distro's deb lines, turned into deb-src lines, in a private list
-    if [ -d /etc/apt/sources.list.d ]; then
-        cat /etc/apt/sources.list.d/*.sources 2>/dev/null \
-            | sed 's/^Types:.*/Types: deb-src/' > "$apt/src.sources" || true
-        cat /etc/apt/sources.list.d/*.list 2>/dev/null \
-            | sed -n 's/^deb /deb-src /p' > "$apt/src.list" || true
-    fi
-    if [ -f /etc/apt/sources.list ]; then
-        sed -n 's/^deb /deb-src /p' /etc/apt/sources.list >> "$apt/src.list"
-    fi
-    # only deb.debian.org-style http(s) mirrors are of use
-    if [ ! -s "$apt/src.sources" ] && [ ! -s "$apt/src.list" ]; then
-        log "no apt sources found" >&2
-        return 1
-    fi
-
-    mkdir -p "$apt/sources.list.d"
-    rm -f "$apt/sources.list.d"/*
-    [ -s "$apt/src.sources" ] && cp "$apt/src.sources" "$apt/sources.list.d/"
-    [ -s "$apt/src.list" ] && cp "$apt/src.list" "$apt/sources.list.d/"
-
-    opts=(-q
-          -o "Dir::Etc::SourceList=/dev/null"
-          -o "Dir::Etc::SourceParts=$apt/sources.list.d"
-          -o "Dir::State::Lists=$apt/lists"
-          -o "Dir::Cache=$apt/cache"
-          -o "APT::Sandbox::User=root")
-
-    log "fetching the source index"
-    apt-get "${opts[@]}" update > "$apt/update.log" 2>&1 \
-        || { cat "$apt/update.log" >&2; return 1; }
+    debsrc_from_system "$apt" || return 1
+    debsrc_update "$apt" || return 1
 
     # newest first; a version may be listed but missing on the mirror
     # (security pool), so try them in turn
-    versions=$(apt-cache "${opts[@]}" showsrc nginx 2>/dev/null \
-               | sed -n 's/^Version: //p' | sort -Vr | uniq)
+    versions=$(debsrc_versions nginx)
 
     for v in $versions; do
         log "apt-get source nginx=$v"
-        if (cd "$src.tmp" && apt-get "${opts[@]}" source "nginx=$v") \
+        if (cd "$src.tmp" && apt-get "${debsrc_opts[@]}" source "nginx=$v") \
             > "$apt/source.log" 2>&1
         then
             rm -rf "$src"

@@ -16,6 +16,9 @@ packages=(
     # AddressSanitizer build: Debian nginx sources are unpacked with
     # dpkg-source (dpkg-dev) from an .orig.tar.gz and a .debian.tar.xz
     xz-utils patch
+    # nginx 1.26 (util/build-nginx.sh): the compiler and libraries above,
+    # the Debian keyring that signs trixie's Sources index
+    debian-archive-keyring
     # tests
     perl libtest-base-perl libtest-longstring-perl libtext-diff-perl
     libjson-pp-perl
