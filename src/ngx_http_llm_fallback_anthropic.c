@@ -1069,11 +1069,15 @@ ngx_http_llm_fallback_anthropic_response(json_t *resp,
         goto failed;
     }
 
-    /* "content": null when the answer is tool calls only */
+    /*
+     * "content": null when the answer is tool calls only; "refusal", that
+     * OpenAI's schema requires, is null: a refusal is the stop reason
+     */
 
-    message = json_pack("{s:s,s:o?}",
+    message = json_pack("{s:s,s:o?,s:n}",
                         "role", "assistant",
-                        "content", text);
+                        "content", text,
+                        "refusal");
     text = NULL;
 
     if (message == NULL) {

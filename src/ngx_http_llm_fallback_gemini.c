@@ -1050,7 +1050,12 @@ ngx_http_llm_fallback_gemini_choice(json_t *candidate, size_t index,
         goto failed;
     }
 
-    message = json_pack("{s:s,s:o?}", "role", "assistant", "content", text);
+    /* "refusal", that OpenAI's schema requires: a block is the reason */
+
+    message = json_pack("{s:s,s:o?,s:n}",
+                        "role", "assistant",
+                        "content", text,
+                        "refusal");
 
     if (message == NULL) {
         goto failed;

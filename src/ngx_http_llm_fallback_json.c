@@ -144,6 +144,8 @@ static void ngx_http_llm_fallback_json_invalid(
 static void ngx_http_llm_fallback_json_messages(
     ngx_http_llm_fallback_json_t *json, uint32_t messages,
     ngx_http_llm_fallback_json_request_t *req);
+static int ngx_http_llm_fallback_json_shaped(
+    ngx_http_llm_fallback_json_t *json, uint32_t choices);
 
 
 static const unsigned char  ngx_http_llm_fallback_json_class[256] = {
@@ -259,6 +261,14 @@ static const ngx_http_llm_fallback_json_key_t
     { "content", 7 },
     { "tool_calls", 10 },
     { "refusal", 7 }
+};
+
+
+static const ngx_http_llm_fallback_json_key_t
+    ngx_http_llm_fallback_json_choice_keys[] =
+{
+    { "logprobs", 8 },
+    { "message", 7 }
 };
 
 
@@ -2201,6 +2211,8 @@ ngx_http_llm_fallback_json_completion(ngx_http_llm_fallback_json_t *json,
         return;
     }
 
+    c->shaped = ngx_http_llm_fallback_json_shaped(json, f[0]);
+
     /* an escape never stands for nothing: raw length 0 is an empty value */
 
     v = f[1];
@@ -2239,4 +2251,40 @@ ngx_http_llm_fallback_json_completion(ngx_http_llm_fallback_json_t *json,
     if (u[1] && toks[u[1]].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER) {
         c->completion_tokens = ngx_http_llm_fallback_json_integer(&toks[u[1]]);
     }
+}
+
+
+/*
+ * every element of the array CHOICES is an object with "logprobs" and a
+ * "message" object with "refusal" (of any value)
+ */
+
+static int
+ngx_http_llm_fallback_json_shaped(ngx_http_llm_fallback_json_t *json,
+    uint32_t choices)
+{
+    uint32_t                           n, e, f[2];
+    ngx_http_llm_fallback_json_tok_t  *toks;
+
+    toks = json->toks;
+
+    for (n = toks[choices].size, e = choices + 1; n; n--, e = toks[e].next) {
+
+        /* a choice that is not an object has no members: it fails */
+
+        ngx_http_llm_fallback_json_lookup(json, e,
+                                       ngx_http_llm_fallback_json_choice_keys,
+                                       2, f);
+
+        if (f[0] == NGX_HTTP_LLM_FALLBACK_JSON_NONE
+            || f[1] == NGX_HTTP_LLM_FALLBACK_JSON_NONE
+            || toks[f[1]].type != NGX_HTTP_LLM_FALLBACK_JSON_OBJECT
+            || ngx_http_llm_fallback_json_get(json, f[1], "refusal", 7)
+               == NGX_HTTP_LLM_FALLBACK_JSON_NONE)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }

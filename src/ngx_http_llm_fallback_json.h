@@ -132,6 +132,11 @@ typedef struct {
 typedef struct {
     /* choices[0].message has content, tool_calls or a refusal */
     unsigned                          usable:1;
+    /*
+     * every choice has "logprobs" and a "message" object with
+     * "refusal", as OpenAI's schema requires
+     */
+    unsigned                          shaped:1;
     /* each field is present with the right type and value */
     unsigned                          has_id:1;
     unsigned                          has_object:1;

@@ -130,7 +130,7 @@ ngx_http_llm_fallback_openai_parse_response(ngx_http_llm_fallback_ctx_t *ctx,
     res->completion_tokens = (ngx_int_t) c.completion_tokens;
 
     if (c.model == NGX_HTTP_LLM_FALLBACK_JSON_NONE
-        || !c.has_id || !c.has_object || !c.has_created)
+        || !c.has_id || !c.has_object || !c.has_created || !c.shaped)
     {
         return ngx_http_llm_fallback_openai_complete(ctx, p, body, res);
     }
@@ -149,7 +149,12 @@ ngx_http_llm_fallback_openai_parse_response(ngx_http_llm_fallback_ctx_t *ctx,
 }
 
 
-/* a usable answer without model, id, object or created: they are added */
+/*
+ * a usable answer without model, id, object or created, or a choice
+ * without "logprobs" or "refusal" in its message (compatible servers
+ * leave them out, OpenAI's schema requires them): they are added, null
+ * for the last two
+ */
 
 static ngx_int_t
 ngx_http_llm_fallback_openai_complete(ngx_http_llm_fallback_ctx_t *ctx,
@@ -157,7 +162,8 @@ ngx_http_llm_fallback_openai_complete(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_result_t *res)
 {
     u_char      id[sizeof("chatcmpl-") - 1 + 24];
-    json_t     *root, *v;
+    size_t      i;
+    json_t     *root, *v, *choice, *message;
     ngx_str_t  *m;
 
     root = ngx_http_llm_fallback_json_load(ctx->request->pool, body);
@@ -216,6 +222,27 @@ ngx_http_llm_fallback_openai_complete(ngx_http_llm_fallback_ctx_t *ctx,
     if (!json_is_integer(json_object_get(root, "created"))) {
         if (json_object_set_new(root, "created", json_integer(ngx_time()))
             != 0)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    json_array_foreach(json_object_get(root, "choices"), i, choice) {
+        if (!json_is_object(choice)) {
+            continue;
+        }
+
+        if (json_object_get(choice, "logprobs") == NULL
+            && json_object_set_new(choice, "logprobs", json_null()) != 0)
+        {
+            return NGX_ERROR;
+        }
+
+        message = json_object_get(choice, "message");
+
+        if (json_is_object(message)
+            && json_object_get(message, "refusal") == NULL
+            && json_object_set_new(message, "refusal", json_null()) != 0)
         {
             return NGX_ERROR;
         }

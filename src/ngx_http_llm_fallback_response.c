@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_translate.h"
 
 
 static ngx_int_t ngx_http_llm_fallback_send(ngx_http_request_t *r,
@@ -691,26 +692,36 @@ ngx_http_llm_fallback_json_str(ngx_str_t *s)
 /*
  * A provider's error object as it came may lack what an OpenAI error has:
  * a string "type" (else the given one, "provider_error"), "param" and
- * "code" (null when absent).  The rest is the provider's and is kept.
+ * "code", each a string or null (a code that is a number, as some
+ * compatible servers send, becomes its string; anything else, null).
+ * The rest is the provider's and is kept.
  */
 
 static ngx_int_t
 ngx_http_llm_fallback_error_shape(json_t *error, const char *type)
 {
+    json_t  *v;
+
     if (!json_is_string(json_object_get(error, "type"))
         && json_object_set_new(error, "type", json_string(type)) != 0)
     {
         return NGX_ERROR;
     }
 
-    if (json_object_get(error, "param") == NULL
+    v = json_object_get(error, "param");
+
+    if (!json_is_string(v) && !json_is_null(v)
         && json_object_set_new(error, "param", json_null()) != 0)
     {
         return NGX_ERROR;
     }
 
-    if (json_object_get(error, "code") == NULL
-        && json_object_set_new(error, "code", json_null()) != 0)
+    v = json_object_get(error, "code");
+
+    if (!json_is_string(v) && !json_is_null(v)
+        && json_object_set_new(error, "code",
+                               ngx_http_llm_fallback_xlat_error_code(v))
+           != 0)
     {
         return NGX_ERROR;
     }

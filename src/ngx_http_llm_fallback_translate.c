@@ -597,9 +597,30 @@ ngx_http_llm_fallback_xlat_error(json_t *type, json_t *message, json_t *code)
     t = json_is_string(type) ? json_incref(type)
                              : json_string("provider_error");
 
-    return json_pack("{s:O,s:o,s:n,s:O}",
+    return json_pack("{s:O,s:o,s:n,s:o}",
                      "message", message,
                      "type", t,
                      "param",
-                     "code", code ? code : json_null());
+                     "code", ngx_http_llm_fallback_xlat_error_code(code));
+}
+
+
+/*
+ * an error's "code" as OpenAI's schema has it, a string or null (a new
+ * reference): compatible servers may send the HTTP status as a number
+ */
+
+json_t *
+ngx_http_llm_fallback_xlat_error_code(json_t *code)
+{
+    if (json_is_string(code)) {
+        return json_incref(code);
+    }
+
+    if (json_is_integer(code)) {
+        return json_sprintf("%" JSON_INTEGER_FORMAT,
+                            json_integer_value(code));
+    }
+
+    return json_null();
 }

@@ -137,6 +137,7 @@ json_t *ngx_http_llm_fallback_xlat_completion(
     json_t *choices, json_t *usage);
 json_t *ngx_http_llm_fallback_xlat_error(json_t *type, json_t *message,
     json_t *code);
+json_t *ngx_http_llm_fallback_xlat_error_code(json_t *code);
 
 /* anthropic.c: the Messages API */
 

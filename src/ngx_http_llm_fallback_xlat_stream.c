@@ -785,6 +785,22 @@ ngx_http_llm_fallback_openai_stream(ngx_http_llm_fallback_xlat_stream_t *x,
         changed = 1;
     }
 
+    /* OpenAI's schema requires "finish_reason" (null until the end) */
+
+    json_array_foreach(choices, i, choice) {
+        if (json_is_object(choice)
+            && json_object_get(choice, "finish_reason") == NULL)
+        {
+            if (json_object_set_new(choice, "finish_reason", json_null())
+                != 0)
+            {
+                goto failed;
+            }
+
+            changed = 1;
+        }
+    }
+
     return changed ? NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_CHANGED
                    : NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_OK;
 
@@ -1451,8 +1467,9 @@ failed:
 
 
 /*
- * {"role", "content", "tool_calls"?, "refusal"?}: "content" is null
- * when there are tool calls or a refusal but no text
+ * {"role", "content", "refusal", "tool_calls"?}: "content" is null when
+ * there are tool calls or a refusal but no text; "refusal" (OpenAI's
+ * schema requires it) is null when there is none
  */
 
 static json_t *
@@ -1476,10 +1493,14 @@ ngx_http_llm_fallback_xlat_acc_message(
         content = json_string("");
     }
 
-    m = json_pack("{s:o,s:o}",
+    m = json_pack("{s:o,s:o,s:o}",
                   "role",
                   ngx_http_llm_fallback_xlat_acc_string(c->role, "assistant"),
-                  "content", content);
+                  "content", content,
+                  "refusal",
+                  c->refusal.len
+                  ? ngx_http_llm_fallback_xlat_acc_text(&c->refusal)
+                  : json_null());
 
     if (m == NULL) {
         json_decref(calls);
@@ -1488,14 +1509,6 @@ ngx_http_llm_fallback_xlat_acc_message(
 
     if (json_array_size(calls)
         && json_object_set(m, "tool_calls", calls) != 0)
-    {
-        goto failed;
-    }
-
-    if (c->refusal.len
-        && json_object_set_new(m, "refusal",
-               ngx_http_llm_fallback_xlat_acc_text(&c->refusal))
-           != 0)
     {
         goto failed;
     }

@@ -5,8 +5,13 @@ use FindBin;
 BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
 use LLMFake;
+use LLMSchema;
 
 no_shuffle();
+
+# every body the module answers with: OpenAI's schemas (t/schema/)
+LLMSchema::check_bodies();
+
 run_tests();
 
 __DATA__
@@ -170,7 +175,7 @@ Content-Type: application/json
 --- response_headers
 Content-Type: text/event-stream
 X-LLM-Fallback: bad:http_502
---- response_body_like: ^data: \{"id":"chatcmpl-fake","object":"chat.completion.chunk","created":1700000000,"model":"fake-model","choices":\[\{"index":0,"delta":\{"role":"assistant","content":"hello from ok"\},"finish_reason":null\}\]\}\n\ndata: \{[^\n]*"choices":\[\{"index":0,"delta":\{\},"finish_reason":"stop"\}\]\}\n\ndata: \{[^\n]*"choices":\[\],"usage":\{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12\}\}\n\ndata: \[DONE\]\n\n$
+--- response_body_like: ^data: \{"id":"chatcmpl-fake","object":"chat.completion.chunk","created":1700000000,"model":"fake-model","choices":\[\{"index":0,"delta":\{"role":"assistant","content":"hello from ok","refusal":null\},"finish_reason":null\}\]\}\n\ndata: \{[^\n]*"choices":\[\{"index":0,"delta":\{\},"finish_reason":"stop"\}\]\}\n\ndata: \{[^\n]*"choices":\[\],"usage":\{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12\}\}\n\ndata: \[DONE\]\n\n$
 --- no_error_log
 [error]
 
@@ -208,6 +213,7 @@ X-LLM-Attempts: 1
 
 
 === TEST 8: an unknown provider in the chain variable is a 500
+--- no_schema_check
 --- http_config eval
 LLMFake::fake_providers() . q{
     llm_provider ok uri=/_llm/ok;
@@ -258,6 +264,7 @@ Content-Type: application/json
 
 
 === TEST 10: other locations are untouched by the module's filters
+--- no_schema_check
 --- http_config eval
 LLMFake::fake_providers() . q{
     llm_provider ok uri=/_llm/ok;
@@ -315,3 +322,78 @@ Content-Type: application/json
 --- error_code: 200
 --- response_headers
 X-LLM-Provider: late
+
+
+
+=== TEST 13: an answer of OpenAI's full shape is passed on byte for byte
+--- http_config
+    llm_provider full uri=/_llm/full;
+--- config
+    location = /_llm/full {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_2/;
+    }
+    location /chat { llm_fallback_chain full; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_2
+--- tcp_reply eval
+my $body = qq({ "id" : "chatcmpl-full", "object":"chat.completion",\n)
+         . qq(  "created":1700000000, "model":"gpt-4o-2024-08-06",\n)
+         . qq(  "choices":[ {"index":0, "message":{"role":"assistant",)
+         . qq("content":"as sent","refusal":null,"annotations":[]},)
+         . qq("logprobs":null,"finish_reason":"stop"} ],\n)
+         . qq(  "usage":{"prompt_tokens":3,"completion_tokens":2,)
+         . qq("total_tokens":5}, "service_tier":"default",)
+         . qq("system_fingerprint":"fp_1" }\n);
+"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+. length($body) . "\r\nConnection: close\r\n\r\n$body"
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"hi"}]}
+--- more_headers
+Content-Type: application/json
+--- error_code: 200
+--- response_body eval
+qq({ "id" : "chatcmpl-full", "object":"chat.completion",\n)
+. qq(  "created":1700000000, "model":"gpt-4o-2024-08-06",\n)
+. qq(  "choices":[ {"index":0, "message":{"role":"assistant",)
+. qq("content":"as sent","refusal":null,"annotations":[]},)
+. qq("logprobs":null,"finish_reason":"stop"} ],\n)
+. qq(  "usage":{"prompt_tokens":3,"completion_tokens":2,)
+. qq("total_tokens":5}, "service_tier":"default",)
+. qq("system_fingerprint":"fp_1" }\n)
+--- no_error_log
+[error]
+
+
+
+=== TEST 14: a compatible server's answer without "refusal" and "logprobs" gets both, null, in every choice
+--- http_config
+    llm_provider compat uri=/_llm/compat;
+--- config
+    location = /_llm/compat {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_2/;
+    }
+    location /chat { llm_fallback_chain compat; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_2
+--- tcp_reply eval
+my $body = '{"id":"cmpl-1","object":"chat.completion","created":1700000000,'
+         . '"model":"llama","choices":[{"index":0,"message":{"role":'
+         . '"assistant","content":"one"},"finish_reason":"stop"},'
+         . '{"index":1,"message":{"role":"assistant","content":"two",'
+         . '"refusal":null},"logprobs":null,"finish_reason":"stop"},'
+         . '{"index":2,"message":{"role":"assistant","content":null,'
+         . '"tool_calls":[{"id":"c1","type":"function","function":'
+         . '{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}';
+"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+. length($body) . "\r\nConnection: close\r\n\r\n$body"
+--- request
+POST /chat
+{"messages":[{"role":"user","content":"hi"}],"n":3}
+--- more_headers
+Content-Type: application/json
+--- error_code: 200
+--- response_body chomp
+{"id":"cmpl-1","object":"chat.completion","created":1700000000,"model":"llama","choices":[{"index":0,"message":{"role":"assistant","content":"one","refusal":null},"finish_reason":"stop","logprobs":null},{"index":1,"message":{"role":"assistant","content":"two","refusal":null},"logprobs":null,"finish_reason":"stop"},{"index":2,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}],"refusal":null},"finish_reason":"tool_calls","logprobs":null}]}
+--- no_error_log
+[error]

@@ -5,8 +5,12 @@ use FindBin;
 BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
 use LLMFake;
+use LLMSchema;
 
 no_shuffle();
+
+# every body the module answers with: OpenAI's schemas (t/schema/)
+LLMSchema::check_bodies();
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -289,6 +293,7 @@ Content-Type: application/json
 
 
 === TEST 26: a body over client_max_body_size is nginx's 413
+--- no_schema_check
 --- config
     location /small {
         client_max_body_size 1k;

@@ -5,8 +5,12 @@ use FindBin;
 BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
 use LLMFake;
+use LLMSchema;
 
 no_shuffle();
+
+# every body the module answers with: OpenAI's schemas (t/schema/)
+LLMSchema::check_bodies();
 
 add_block_preprocessor(\&LLMFake::fault_blocks);
 
@@ -263,3 +267,28 @@ X-LLM-Provider: ok
 X-LLM-Attempts: 11
 X-LLM-Fallback: prefused:error,preset:error,phang:timeout,p500:http_500,p502:http_502,p503:http_503,p504:http_504,p429:http_429,pgarbage:invalid_response,pempty:invalid_response
 --- response_body_like: hello from ok
+
+
+
+=== TEST 22: a compatible server's error with a numeric code and no param is returned in OpenAI's shape
+--- http_config
+    llm_provider compat uri=/_llm/compat;
+--- config
+    location = /_llm/compat {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_2/;
+    }
+    location /chat { llm_fallback_chain compat ok; }
+--- tcp_listen: $TEST_NGINX_RAND_PORT_2
+--- tcp_reply eval
+"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+. "Connection: close\r\n\r\n"
+. '{"error":{"message":"bad prompt","type":"BadRequestError","code":400}}'
+--- error_code: 400
+--- response_headers
+X-LLM-Attempts: 1
+Content-Type: application/json
+--- response_body chomp
+{"error":{"message":"bad prompt","type":"BadRequestError","code":"400","param":null}}
+--- no_error_log
+[error]

@@ -5,8 +5,12 @@ use FindBin;
 BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
 use LLMFake;
+use LLMSchema;
 
 no_shuffle();
+# every body the module answers with: OpenAI's schemas (t/schema/)
+LLMSchema::check_bodies();
+
 add_block_preprocessor(\&LLMFake::fault_blocks);
 run_tests();
 

@@ -12,7 +12,7 @@ add_block_preprocessor(\&LLMFake::fault_blocks);
 our $BigAnswer = '{"id":"chatcmpl-big","object":"chat.completion",'
     . '"created":1700000000,"model":"big-model","choices":[{"index":0,'
     . '"message":{"role":"assistant","content":"' . ('y' x (2 * 1024 * 1024))
-    . '"},"finish_reason":"stop"}]}';
+    . '","refusal":null},"logprobs":null,"finish_reason":"stop"}]}';
 
 our $BigQuestion = '{"messages":[{"role":"user","content":"'
     . ('x' x (2 * 1024 * 1024)) . '"}]}';
@@ -81,7 +81,7 @@ a client request body is buffered to a temporary file
 --- error_code: 200
 --- response_headers
 X-LLM-Provider: big
-Content-Length: 2097332
+Content-Length: 2097363
 --- response_body eval
 $::BigAnswer
 --- no_error_log

@@ -12,6 +12,7 @@ BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket;
 use LLMFake;
 use LLMRedis;
+use LLMSchema;
 use Time::HiRes ();
 
 if (!$LLMRedis::Available) {
@@ -43,6 +44,9 @@ sub chat {
     my ($body, $uri) = @_;
     return 'POST ' . ($uri // '/chat') . "\n" . ($body // $Hi);
 }
+
+# every body the module answers with: OpenAI's schemas (t/schema/)
+LLMSchema::check_bodies();
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -229,7 +233,7 @@ __DATA__
  "X-LLM-Cache: HIT\nX-LLM-Provider: ok2\nContent-Type: application/json"]
 --- response_body_like eval
 ["hello from ok",
- qr/^data: \{"id":"chatcmpl-fake","object":"chat.completion.chunk",[^\n]*"delta":\{"role":"assistant","content":"hello from ok"\}[^\n]*\n\ndata: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: [^\n]*"usage":\{"prompt_tokens":5,[^\n]*\n\ndata: \[DONE\]\n\n$/,
+ qr/^data: \{"id":"chatcmpl-fake","object":"chat.completion.chunk",[^\n]*"delta":\{"role":"assistant","content":"hello from ok","refusal":null\}[^\n]*\n\ndata: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: [^\n]*"usage":\{"prompt_tokens":5,[^\n]*\n\ndata: \[DONE\]\n\n$/,
  qr/"content":"hello from ok2".*data: \[DONE\]\n\n$/s,
  qr/^\{"id":"chatcmpl-fake","object":"chat.completion",.*"content":"hello from ok2"/]
 --- no_error_log
@@ -260,6 +264,7 @@ __DATA__
 
 
 === TEST 8: an entry expires after ttl
+--- no_schema_check: 2
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -277,6 +282,7 @@ __DATA__
 
 
 === TEST 9: an entry past ttl but within stale is not served while a provider answers
+--- no_schema_check: 1
 --- config
     location /chat {
         llm_fallback_chain ok;
@@ -296,6 +302,7 @@ serving a stale answer
 
 
 === TEST 10: stale-if-error: every provider fails, the entry past ttl is served as STALE (also to a stream request)
+--- no_schema_check: 3
 --- config
     location /chat {
         llm_fallback_chain doc;
@@ -327,6 +334,7 @@ serving a stale answer
 
 
 === TEST 11: without stale= an expired entry is not served when providers fail
+--- no_schema_check: 2
 --- config
     location /chat {
         llm_fallback_chain doc;
@@ -350,6 +358,7 @@ serving a stale answer
 
 
 === TEST 12: a provider error that is not a fallback condition is passed on, not answered from a stale entry
+--- no_schema_check: 2
 --- config
     location /chat {
         llm_fallback_chain doc;
@@ -594,6 +603,7 @@ llm cache: ignored an invalid entry
 
 
 === TEST 22: llm_status counts each request once, with its final status
+--- no_schema_check: 6
 --- init
 main::seed(key => LLMRedis::cache_key(request => '{"messages":[{"role":"user","content":"old"}]}',
                                       chain => ['p503']),

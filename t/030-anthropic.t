@@ -6,8 +6,12 @@ use FindBin;
 BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
 use LLMProviders;
+use LLMSchema;
 
 no_shuffle();
+
+# every body the module answers with: OpenAI's schemas (t/schema/)
+LLMSchema::check_bodies();
 
 add_block_preprocessor(\&LLMProviders::blocks);
 
@@ -33,7 +37,7 @@ X-LLM-Attempts: 1
 --- response_body_filters eval
 \&LLMProviders::canon
 --- response_body
-{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"content":"Hello! How can I help you today?","role":"assistant"}}],"created":0,"id":"msg_01XFDUDYJgAACzvnptvVoYEL","model":"claude-3-5-haiku-20241022","object":"chat.completion","usage":{"completion_tokens":12,"prompt_tokens":25,"prompt_tokens_details":{"cached_tokens":0},"total_tokens":37}}
+{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"content":"Hello! How can I help you today?","refusal":null,"role":"assistant"}}],"created":0,"id":"msg_01XFDUDYJgAACzvnptvVoYEL","model":"claude-3-5-haiku-20241022","object":"chat.completion","usage":{"completion_tokens":12,"prompt_tokens":25,"prompt_tokens_details":{"cached_tokens":0},"total_tokens":37}}
 --- no_error_log
 [error]
 [warn]
@@ -147,7 +151,7 @@ LLMProviders::anthropic(sub {
 --- response_body_filters eval
 \&LLMProviders::canon
 --- response_body
-{"choices":[{"finish_reason":"tool_calls","index":0,"logprobs":null,"message":{"content":"Let me check.","role":"assistant","tool_calls":[{"function":{"arguments":"{\"city\":\"Paris\"}","name":"get_weather"},"id":"toolu_01A09q90qw90lq917835lq9","type":"function"}]}}],"created":0,"id":"msg_01XFDUDYJgAACzvnptvVoYEL","model":"claude-3-5-haiku-20241022","object":"chat.completion","usage":{"completion_tokens":12,"prompt_tokens":25,"prompt_tokens_details":{"cached_tokens":0},"total_tokens":37}}
+{"choices":[{"finish_reason":"tool_calls","index":0,"logprobs":null,"message":{"content":"Let me check.","refusal":null,"role":"assistant","tool_calls":[{"function":{"arguments":"{\"city\":\"Paris\"}","name":"get_weather"},"id":"toolu_01A09q90qw90lq917835lq9","type":"function"}]}}],"created":0,"id":"msg_01XFDUDYJgAACzvnptvVoYEL","model":"claude-3-5-haiku-20241022","object":"chat.completion","usage":{"completion_tokens":12,"prompt_tokens":25,"prompt_tokens_details":{"cached_tokens":0},"total_tokens":37}}
 
 
 
@@ -167,7 +171,7 @@ LLMProviders::anthropic(sub {
           input => {} }]);
 })
 --- error_code: 200
---- response_body_like: "message":\{"role":"assistant","content":null,"tool_calls":\[\{"id":"toolu_1","type":"function","function":\{"name":"get_weather","arguments":"\{\}"\}\}\]\},"logprobs":null,"finish_reason":"tool_calls"
+--- response_body_like: "message":\{"role":"assistant","content":null,"refusal":null,"tool_calls":\[\{"id":"toolu_1","type":"function","function":\{"name":"get_weather","arguments":"\{\}"\}\}\]\},"logprobs":null,"finish_reason":"tool_calls"
 
 
 
@@ -247,7 +251,7 @@ LLMProviders::anthropic(sub {
                                     stop_sequence => '5');
 })
 --- error_code: 200
---- response_body_like: "content":"1 2 3 4 "\},"logprobs":null,"finish_reason":"stop"
+--- response_body_like: "content":"1 2 3 4 ","refusal":null\},"logprobs":null,"finish_reason":"stop"
 --- error_log
 not sent: stop sequences that are empty or white space
 
@@ -284,7 +288,7 @@ LLMProviders::anthropic(sub {
                                     stop_reason => 'max_tokens');
 })
 --- error_code: 200
---- response_body_like: "content":"Once upon a time"\},"logprobs":null,"finish_reason":"length"
+--- response_body_like: "content":"Once upon a time","refusal":null\},"logprobs":null,"finish_reason":"length"
 
 
 
@@ -525,7 +529,7 @@ X-LLM-Fallback: openai503:http_503
 --- response_body_filters eval
 \&LLMProviders::canon
 --- response_body
-{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"content":"Hi!","role":"assistant"}}],"created":0,"id":"msg_01XFDUDYJgAACzvnptvVoYEL","model":"claude-3-5-haiku-20241022","object":"chat.completion","usage":{"completion_tokens":12,"prompt_tokens":25,"prompt_tokens_details":{"cached_tokens":0},"total_tokens":37}}
+{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"content":"Hi!","refusal":null,"role":"assistant"}}],"created":0,"id":"msg_01XFDUDYJgAACzvnptvVoYEL","model":"claude-3-5-haiku-20241022","object":"chat.completion","usage":{"completion_tokens":12,"prompt_tokens":25,"prompt_tokens_details":{"cached_tokens":0},"total_tokens":37}}
 
 
 
@@ -550,7 +554,7 @@ Content-Type: text/event-stream
 --- response_body_filters eval
 \&LLMProviders::canon_sse
 --- response_body eval
-'data: {"choices":[{"delta":{"content":"Checking.","role":"assistant","tool_calls":[{"function":{"arguments":"{\"city\":\"Paris\"}","name":"get_weather"},"id":"toolu_9","index":0,"type":"function"}]},"finish_reason":null,"index":0}],"created":0,"id":"msg_01XFDUDYJgAACzvnptvVoYEL","model":"claude-3-5-haiku-20241022","object":"chat.completion.chunk"}
+'data: {"choices":[{"delta":{"content":"Checking.","refusal":null,"role":"assistant","tool_calls":[{"function":{"arguments":"{\"city\":\"Paris\"}","name":"get_weather"},"id":"toolu_9","index":0,"type":"function"}]},"finish_reason":null,"index":0}],"created":0,"id":"msg_01XFDUDYJgAACzvnptvVoYEL","model":"claude-3-5-haiku-20241022","object":"chat.completion.chunk"}
 
 data: {"choices":[{"delta":{},"finish_reason":"tool_calls","index":0}],"created":0,"id":"msg_01XFDUDYJgAACzvnptvVoYEL","model":"claude-3-5-haiku-20241022","object":"chat.completion.chunk"}
 

@@ -7,8 +7,12 @@ use FindBin;
 BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
 use LLMProviders;
+use LLMSchema;
 
 no_shuffle();
+
+# every body the module answers with: OpenAI's schemas (t/schema/)
+LLMSchema::check_bodies();
 
 add_block_preprocessor(\&LLMProviders::blocks);
 
@@ -34,7 +38,7 @@ X-LLM-Provider: gem
 --- response_body_filters eval
 \&LLMProviders::canon
 --- response_body
-{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"content":"Hello! How can I help?","role":"assistant"}}],"created":0,"id":"mAitaLmkHPPlz7IPvtfUqQ4","model":"gemini-2.0-flash-001","object":"chat.completion","usage":{"completion_tokens":9,"prompt_tokens":21,"total_tokens":30}}
+{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"content":"Hello! How can I help?","refusal":null,"role":"assistant"}}],"created":0,"id":"mAitaLmkHPPlz7IPvtfUqQ4","model":"gemini-2.0-flash-001","object":"chat.completion","usage":{"completion_tokens":9,"prompt_tokens":21,"total_tokens":30}}
 --- no_error_log
 [error]
 [warn]
@@ -155,7 +159,7 @@ LLMProviders::gemini(sub {
           thoughtSignature => 'c2lnbmF0dXJlLTE=' }]);
 })
 --- error_code: 200
---- response_body_like: ^\{"id":"mAitaLmkHPPlz7IPvtfUqQ4","object":"chat.completion","created":\d+,"model":"gemini-2.0-flash-001","choices":\[\{"index":0,"message":\{"role":"assistant","content":null,"tool_calls":\[\{"id":"call_[0-9a-f]{24}_0","type":"function","function":\{"name":"get_weather","arguments":"\{\\"city\\":\\"Paris\\"\}"\},"extra_content":\{"google":\{"thought_signature":"c2lnbmF0dXJlLTE="\}\}\}\]\},"logprobs":null,"finish_reason":"tool_calls"\}\]
+--- response_body_like: ^\{"id":"mAitaLmkHPPlz7IPvtfUqQ4","object":"chat.completion","created":\d+,"model":"gemini-2.0-flash-001","choices":\[\{"index":0,"message":\{"role":"assistant","content":null,"refusal":null,"tool_calls":\[\{"id":"call_[0-9a-f]{24}_0","type":"function","function":\{"name":"get_weather","arguments":"\{\\"city\\":\\"Paris\\"\}"\},"extra_content":\{"google":\{"thought_signature":"c2lnbmF0dXJlLTE="\}\}\}\]\},"logprobs":null,"finish_reason":"tool_calls"\}\]
 --- error_log
 not sent: tools.function.strict
 
@@ -271,7 +275,7 @@ LLMProviders::gemini(sub {
     $a;
 })
 --- error_code: 200
---- response_body_like: "choices":\[\{"index":0,"message":\{"role":"assistant","content":"Once"\},"logprobs":null,"finish_reason":"stop"\},\{"index":1,"message":\{"role":"assistant","content":"Long ago"\},"logprobs":null,"finish_reason":"length"\}\]
+--- response_body_like: "choices":\[\{"index":0,"message":\{"role":"assistant","content":"Once","refusal":null\},"logprobs":null,"finish_reason":"stop"\},\{"index":1,"message":\{"role":"assistant","content":"Long ago","refusal":null\},"logprobs":null,"finish_reason":"length"\}\]
 --- error_log
 not sent: user
 not sent: logprobs
@@ -322,7 +326,7 @@ LLMProviders::gemini(sub {
     LLMProviders::gemini_answer(text => 'Partial answer', finish => 'SAFETY');
 })
 --- error_code: 200
---- response_body_like: "content":"Partial answer"\},"logprobs":null,"finish_reason":"content_filter"
+--- response_body_like: "content":"Partial answer","refusal":null\},"logprobs":null,"finish_reason":"content_filter"
 
 
 
@@ -404,7 +408,7 @@ LLMProviders::gemini(sub {
         { text => 'Forty-two.' }]);
 })
 --- error_code: 200
---- response_body_like: "content":"Forty-two\."\}
+--- response_body_like: "content":"Forty-two\.","refusal":null\}
 --- response_body_unlike: think
 
 
@@ -475,7 +479,7 @@ X-LLM-Fallback: openai503:http_503,claude529:http_529
 --- response_body_filters eval
 \&LLMProviders::canon
 --- response_body
-{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"content":"Hi!","role":"assistant"}}],"created":0,"id":"mAitaLmkHPPlz7IPvtfUqQ4","model":"gemini-2.0-flash-001","object":"chat.completion","usage":{"completion_tokens":9,"prompt_tokens":21,"total_tokens":30}}
+{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"content":"Hi!","refusal":null,"role":"assistant"}}],"created":0,"id":"mAitaLmkHPPlz7IPvtfUqQ4","model":"gemini-2.0-flash-001","object":"chat.completion","usage":{"completion_tokens":9,"prompt_tokens":21,"total_tokens":30}}
 
 
 
@@ -509,7 +513,7 @@ Content-Type: text/event-stream
 --- response_body_filters eval
 \&LLMProviders::canon_sse
 --- response_body eval
-'data: {"choices":[{"delta":{"content":"Hello there!","role":"assistant"},"finish_reason":null,"index":0}],"created":0,"id":"mAitaLmkHPPlz7IPvtfUqQ4","model":"gemini-2.0-flash-001","object":"chat.completion.chunk"}
+'data: {"choices":[{"delta":{"content":"Hello there!","refusal":null,"role":"assistant"},"finish_reason":null,"index":0}],"created":0,"id":"mAitaLmkHPPlz7IPvtfUqQ4","model":"gemini-2.0-flash-001","object":"chat.completion.chunk"}
 
 data: {"choices":[{"delta":{},"finish_reason":"stop","index":0}],"created":0,"id":"mAitaLmkHPPlz7IPvtfUqQ4","model":"gemini-2.0-flash-001","object":"chat.completion.chunk"}
 

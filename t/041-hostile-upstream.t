@@ -511,7 +511,7 @@ llm provider "h5" attempt failed: timeout, status 504
 
 
 
-=== TEST 19: provider errors relayed to the client are completed to the OpenAI shape: a missing type, param or code, a type that is not a string
+=== TEST 19: provider errors relayed to the client are completed to the OpenAI shape: a missing type, param or code, a type that is not a string, a numeric code (its string)
 --- http_config
     llm_provider bad uri=/_llm/e400;
 
@@ -543,6 +543,6 @@ llm provider "h5" attempt failed: timeout, status 504
 --- response_body eval
 ['{"error":{"message":"only a message","type":"provider_error","param":null,"code":null}}',
  '{"error":{"message":"odd types","type":"provider_error","param":"messages","code":"x","extra":[1]}}',
- '{"error":{"message":"","type":"provider_error","code":42,"param":null}}']
+ '{"error":{"message":"","type":"provider_error","code":"42","param":null}}']
 --- error_log
 llm provider "bad" attempt failed: http_400

@@ -8,6 +8,7 @@ BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
 use LLMFake;
 use LLMStream;
+use LLMSchema;
 
 my $err = '{"error":{"message":"overloaded, try later","type":"server_error",'
         . '"param":null,"code":"overloaded"}}';
@@ -142,6 +143,20 @@ stream_server(
     longrun => [sse_head(), map({ (sse_event(openai_chunk(qq({"content":"$_ "}))),
                                    0.4) } 1 .. 8),
                 sse_event(openai_chunk('{}', 'stop')), "data: [DONE]\n\n"],
+    # a compatible server: no finish_reason until the end, and an error
+    # with a numeric code and no param
+    nofinish => [sse_head(),
+                 sse_event('{"id":"c","object":"chat.completion.chunk",'
+                           . '"created":1,"model":"m","choices":[{"index":0,'
+                           . '"delta":{"role":"assistant","content":"unfinished'
+                           . '"}}]}'),
+                 sse_event('{"id":"c","object":"chat.completion.chunk",'
+                           . '"created":1,"model":"m","choices":[{"index":0,'
+                           . '"delta":{},"finish_reason":"stop"}]}'),
+                 "data: [DONE]\n\n"],
+    errcode => [sse_head(), sse_event(openai_chunk('{"content":"fine"}')), 0.2,
+                sse_event('{"error":{"message":"engine overloaded",'
+                          . '"type":"server_error","code":503}}')],
     endless => [sse_head(), sse_event(openai_chunk('{"content":"first"}')),
                 1.5, { forever => sse_event(openai_chunk(
                                       '{"content":"more "}')),
@@ -149,6 +164,9 @@ stream_server(
 );
 
 no_shuffle();
+
+# every body the module answers with: OpenAI's schemas (t/schema/)
+LLMSchema::check_bodies();
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -160,7 +178,7 @@ add_block_preprocessor(sub {
              qw(good tiny crlf cr multi chunked norole tools inband empty
                 rolespam badutf8 sameread
                 nothing slow garbage huge s503 s400 json cut cutchk badlate
-                errlate idle endless long obig edgelf edgecrlf longrun))
+                errlate idle endless long obig edgelf edgecrlf longrun nofinish errcode))
         . ($block->http_config // ''));
 
     $block->set_value("config", <<'EOF' . ($block->config // ''));
@@ -207,6 +225,7 @@ qr/\Adata: \{"id":"chatcmpl-s1","object":"chat.completion.chunk",.*"delta":\{"ro
 
 
 === TEST 2: the provider was asked for a stream, with the client's bytes
+--- no_schema_check: 1
 --- config
     location /chat { llm_fallback_chain good; }
     location = /t {
@@ -415,7 +434,7 @@ Content-Type: application/json
 --- response_headers
 Content-Type: text/event-stream
 --- response_body_like eval
-qr/"delta":\{"role":"assistant","content":"not streamed"\}.*data: \[DONE\]\n\n\z/s
+qr/"delta":\{"role":"assistant","content":"not streamed","refusal":null\}.*data: \[DONE\]\n\n\z/s
 
 
 
@@ -479,6 +498,7 @@ stream failed after its first content: no event within llm_stream_idle_timeout
 
 
 === TEST 26: ... and the idle provider's connection was closed
+--- no_schema_check
 --- config
     location = /t {
         proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/closed/idle;
@@ -520,6 +540,7 @@ client prematurely closed connection
 
 
 === TEST 29: ... and the provider saw nginx close it
+--- no_schema_check
 --- config
     location = /t {
         proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/closed/endless;
@@ -556,6 +577,7 @@ Content-Type: application/json
 
 
 === TEST 32: llm_status counts streams: tokens from the usage event, failures after commit
+--- no_schema_check: 2
 --- http_config
     llm_circuit_breaker zone=llm:1m failures=5;
 --- config
@@ -771,3 +793,23 @@ A 4 KiB stream window that opens 2 KiB every 10 ms, after a second.
 [alert]
 [crit]
 stream failed
+=== TEST 44: a chunk without finish_reason gets it, null
+--- config
+    location /chat { llm_fallback_chain nofinish; }
+--- error_code: 200
+--- response_body eval
+'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+. '"choices":[{"index":0,"delta":{"role":"assistant","content":"unfinished"},'
+. '"finish_reason":null}]}' . "\n\n"
+. 'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+. '"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}' . "\n\n"
+. "data: [DONE]\n\n"
+
+
+
+=== TEST 45: an error event with a numeric code after the first content is relayed in OpenAI's shape
+--- config
+    location /chat { llm_fallback_chain errcode good; }
+--- error_code: 200
+--- response_body_like eval
+qr/"content":"fine".*\n\ndata: \{"error":\{"message":"engine overloaded","type":"server_error","param":null,"code":"503"\}\}\n\ndata: \[DONE\]\n\n\z/s

@@ -7,6 +7,7 @@ use FindBin;
 BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket 'no_plan';
 use LLMStream;
+use LLMSchema;
 
 my $a_overloaded = sse_event('{"type":"error","error":{"type":'
                              . '"overloaded_error","message":"Overloaded"}}',
@@ -122,6 +123,9 @@ stream_server(
 );
 
 no_shuffle();
+
+# every body the module answers with: OpenAI's schemas (t/schema/)
+LLMSchema::check_bodies();
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -334,6 +338,7 @@ qr/\A(?!.*"usage").*"finish_reason":"stop".*data: \[DONE\]\n\n\z/s
 
 
 === TEST 15: $llm_ttft and the stream's token counts in the access log
+--- no_schema_check: 1
 --- http_config
     log_format llm '$llm_provider ttft=$llm_ttft '
                    'prompt=$llm_prompt_tokens completion=$llm_completion_tokens';

@@ -7,6 +7,7 @@ BEGIN { push @INC, "$FindBin::Bin/lib" }
 use Test::Nginx::Socket;
 use LLMRedis;
 use LLMStream;
+use LLMSchema;
 
 if (!$LLMRedis::Available) {
     plan(skip_all => 'redis-server is not installed (Debian: redis-server)');
@@ -53,6 +54,9 @@ sub chat {
 }
 
 no_shuffle();
+
+# every body the module answers with: OpenAI's schemas (t/schema/)
+LLMSchema::check_bodies();
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -102,7 +106,7 @@ __DATA__
 --- response_body_like eval
 [qr/"content":"Hello".*"content":" world".*data: \[DONE\]\n\n\z/s,
  qr/\A\{"id":"chatcmpl-s1","object":"chat.completion","created":1700000000,"model":"fake-stream-model","choices":\[\{"index":0,"message":\{"role":"assistant","content":"Hello world"[^}]*\},[^\]]*"finish_reason":"stop"\}\],"usage":\{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13\}\}\z/,
- qr/\Adata: \{"id":"chatcmpl-s1","object":"chat.completion.chunk",[^\n]*"delta":\{"role":"assistant","content":"Hello world"\}[^\n]*\n\ndata: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/]
+ qr/\Adata: \{"id":"chatcmpl-s1","object":"chat.completion.chunk",[^\n]*"delta":\{"role":"assistant","content":"Hello world","refusal":null\}[^\n]*\n\ndata: [^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/]
 
 
 

@@ -22,6 +22,8 @@ packages=(
     # tests
     perl libtest-base-perl libtest-longstring-perl libtext-diff-perl
     libjson-pp-perl
+    # OpenAI's schemas checked against every answer (t/lib/LLMSchema.pm)
+    libjson-validator-perl
     curl ca-certificates redis-server wrk valgrind
     # libFuzzer harnesses of the translators (make fuzz)
     clang libclang-rt-14-dev

@@ -68,6 +68,9 @@ BEGIN {
     $ENV{TEST_NGINX_BLACKHOLE_PORT2} = blackhole_port(2);
 }
 
+# an answer of the shape OpenAI's API sends ("refusal" and "logprobs"
+# included); /echo and echo_reply() are compatible servers that leave
+# out what they may
 sub completion {
     my ($content, %o) = @_;
     my $model = $o{model} // 'fake-model';
@@ -75,7 +78,8 @@ sub completion {
 
     return qq({"id":"chatcmpl-fake","object":"chat.completion",)
          . qq("created":1700000000,"model":"$model","choices":[{"index":0,)
-         . qq("message":{"role":"assistant","content":"$content"},)
+         . qq("message":{"role":"assistant","content":"$content",)
+         . qq("refusal":null},"logprobs":null,)
          . qq("finish_reason":"$finish"}],"usage":{"prompt_tokens":5,)
          . qq("completion_tokens":7,"total_tokens":12}});
 }

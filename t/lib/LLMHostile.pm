@@ -97,12 +97,14 @@ sub unparsable {
 
 
 # a chat.completion whose message content is the JSON text $content, with
-# $extra (JSON members) after "choices"
+# $extra (JSON members) after "choices"; of the shape OpenAI's API sends
+# ("refusal" and "logprobs" included), so that it is passed on as it came
 sub answer {
     my ($content, $extra) = @_;
     return '{"id":"chatcmpl-h","object":"chat.completion","created":1,'
          . '"model":"m","choices":[{"index":0,"message":{"role":"assistant",'
-         . qq("content":$content},"finish_reason":"stop"}])
+         . qq("content":$content,"refusal":null},"logprobs":null,)
+         . '"finish_reason":"stop"}]'
          . ($extra // '') . '}';
 }
 

@@ -129,6 +129,12 @@ ngx_http_llm_fallback_fuzz_openai(ngx_http_llm_fallback_xlat_stream_t *x,
         if (json_is_string(json_object_get(choice, "finish_reason"))) {
             NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(x->finish_sent);
         }
+
+        /* OpenAI's schema requires it of every choice: null or text */
+
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
+            !json_is_object(choice)
+            || json_object_get(choice, "finish_reason") != NULL);
     }
 
     NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(x->prompt_tokens >= -1

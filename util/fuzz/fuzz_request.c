@@ -656,8 +656,10 @@ static void
 ngx_http_llm_fallback_fuzz_answer(ngx_http_llm_fallback_json_t *json,
     json_t *root)
 {
-    int                                       usable;
-    json_t                                   *choices, *message, *v, *usage;
+    int                                       usable, shaped;
+    size_t                                    i;
+    json_t                                   *choices, *choice, *message;
+    json_t                                   *v, *usage;
     json_int_t                                prompt, completion;
     ngx_http_llm_fallback_json_completion_t   c;
 
@@ -722,4 +724,21 @@ ngx_http_llm_fallback_fuzz_answer(ngx_http_llm_fallback_json_t *json,
 
     NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(c.prompt_tokens == prompt);
     NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(c.completion_tokens == completion);
+
+    /* every choice has "logprobs" and a message with "refusal" */
+
+    shaped = 1;
+
+    json_array_foreach(choices, i, choice) {
+        message = json_object_get(choice, "message");
+
+        if (json_object_get(choice, "logprobs") == NULL
+            || !json_is_object(message)
+            || json_object_get(message, "refusal") == NULL)
+        {
+            shaped = 0;
+        }
+    }
+
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(c.shaped == shaped);
 }

@@ -228,6 +228,17 @@ ngx_http_llm_fallback_fuzz_completion(json_t *c,
         content = json_object_get(m, "content");
         calls = json_object_get(m, "tool_calls");
 
+        /* what OpenAI's schema requires of a choice and its message */
+
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
+            json_is_null(json_object_get(choice, "logprobs")));
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
+            json_is_null(json_object_get(m, "refusal")));
+
+        s = json_string_value(json_object_get(m, "role"));
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(s != NULL
+                                          && strcmp(s, "assistant") == 0);
+
         NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(json_is_string(content)
                                           || json_is_null(content));
         NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
@@ -264,6 +275,14 @@ ngx_http_llm_fallback_fuzz_error(json_t *e)
         json_is_string(json_object_get(e, "message")));
     NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
         json_is_string(json_object_get(e, "type")));
+
+    /* OpenAI's schema: "param" and "code" are there, strings or null */
+
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
+        json_is_null(json_object_get(e, "param")));
+    NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
+        json_is_null(json_object_get(e, "code"))
+        || json_is_string(json_object_get(e, "code")));
 
     json_decref(e);
 }
@@ -622,7 +641,9 @@ ngx_http_llm_fallback_fuzz_accumulated(json_t *c)
 
         NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(json_is_string(content)
                                           || json_is_null(content));
-        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(v == NULL
+        /* "refusal" is always there (OpenAI's schema): null or text */
+
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(json_is_null(v)
                                           || (json_is_string(v)
                                               && json_string_length(v)));
         NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(calls == NULL
@@ -632,8 +653,9 @@ ngx_http_llm_fallback_fuzz_accumulated(json_t *c)
 
         NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
             json_is_string(content)
-            ? (json_string_length(content) > 0 || (calls == NULL && !v))
-            : (calls != NULL || v != NULL));
+            ? (json_string_length(content) > 0
+               || (calls == NULL && json_is_null(v)))
+            : (calls != NULL || json_is_string(v)));
 
         json_array_foreach(calls, j, call) {
             fn = json_object_get(call, "function");

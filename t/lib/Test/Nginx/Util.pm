@@ -1049,7 +1049,7 @@ sub block_todo_spec ($) {
 # Section names
 #--------------------------------------------------------------------------
 
-my %SupportedSections = map { $_ => 1 } qw(
+our %SupportedSections = map { $_ => 1 } qw(
     ONLY SKIP LAST
     main_config post_main_config http_config config server_name init
     post_setup_server_root request request_eval raw_request
