@@ -657,6 +657,7 @@ the client is far more than 64 KiB behind.
     location /status {
         proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_2/status;
     }
+--- no_schema_check: 1
 --- request eval
 ["POST /slow\n" . '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}', "GET /status"]
 --- timeout: 30
@@ -781,6 +782,7 @@ A 4 KiB stream window that opens 2 KiB every 10 ms, after a second.
     location /status {
         proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3/status;
     }
+--- no_schema_check: 1
 --- request eval
 ["POST /slow\n" . '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}', "GET /status"]
 --- timeout: 30
