@@ -16,6 +16,10 @@ packages=(
     # AddressSanitizer build: Debian nginx sources are unpacked with
     # dpkg-source (dpkg-dev) from an .orig.tar.gz and a .debian.tar.xz
     xz-utils patch
+    # Debian package (make deb): dpkg-buildpackage checks build-essential
+    # and debian/control's Build-Depends (nginx-dev gives dh-sequence-nginx);
+    # no fakeroot: the package declares Rules-Requires-Root: no
+    build-essential debhelper lintian
     # tests
     perl libtest-base-perl libtest-longstring-perl libtext-diff-perl
     libjson-pp-perl
