@@ -15,6 +15,11 @@
 #                    report fails
 #   make test-valgrind  a representative subset (VALGRIND_TESTS) with every
 #                    nginx under memcheck; any report fails
+#   make deb         the Debian package build/libnginx-mod-http-llm-fallback_
+#                    VERSION_ARCH.deb (debian/, dh-sequence-nginx; built in
+#                    a copy under build/deb/; lintian must pass)
+#   make test-deb    (root) make deb, then install the package, nginx -t
+#                    and a request through it, purge it (util/test-deb.sh)
 #   make demo        nginx with the module on 127.0.0.1:8080, fake providers
 #   make demo-stop   stop it
 #   make lint        C style checks (util/lint.sh)
@@ -72,7 +77,8 @@ TEST_ENV = TEST_NGINX_RANDOMIZE=1
 
 .PHONY: all build deps test test-prove test-sdk test-examples \
         build-asan test-asan demo demo-stop lint clean sdk-deps \
-        fuzz bench bench-callgrind bench-rss test-valgrind soak
+        fuzz bench bench-callgrind bench-rss test-valgrind soak \
+        deb test-deb
 
 all: build
 
@@ -146,6 +152,17 @@ test-sdk: sdk-deps
 test-examples:
 	@echo "=== nginx -t conf/examples/*.conf ==="
 	NGINX_BIN=$(NGINX_BIN) bash util/check-examples.sh $(SO)
+
+
+# ---------------------------------------------------------------- package
+
+# VERSION is debian/changelog's; the repository's files are not written to
+deb: deps
+	@bash util/build-deb.sh $(BUILD)
+
+test-deb: deb
+	@echo "=== util/test-deb.sh (install, use, purge the package) ==="
+	@bash util/test-deb.sh
 
 
 # ---------------------------------------------------------------- asan

@@ -19,6 +19,10 @@ packages=(
     # nginx 1.26 (util/build-nginx.sh): the compiler and libraries above,
     # the Debian keyring that signs trixie's Sources index
     debian-archive-keyring
+    # Debian package (make deb): dpkg-buildpackage checks build-essential
+    # and debian/control's Build-Depends (nginx-dev gives dh-sequence-nginx);
+    # no fakeroot: the package declares Rules-Requires-Root: no
+    build-essential debhelper lintian
     # tests
     perl libtest-base-perl libtest-longstring-perl libtext-diff-perl
     libjson-pp-perl
