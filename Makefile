@@ -13,7 +13,10 @@
 #                    nginx under memcheck; any report fails
 #   make demo        nginx with the module on 127.0.0.1:8080, fake providers
 #   make demo-stop   stop it
-#   make lint        C style checks (util/lint.sh)
+#   make lint        C style checks (util/lint.sh), and that the status
+#                    page header is built from src/status-page/
+#   make status-page src/ngx_http_llm_fallback_status_page.h from
+#                    src/status-page/ (util/status-page.pl)
 #   make fuzz        libFuzzer harnesses of the JSON scanner and the
 #                    translators, FUZZ_SECONDS each (default 60)
 #   make soak        200 clients through flaky providers, Redis restarts and
@@ -54,7 +57,8 @@ TEST_ENV = TEST_NGINX_RANDOMIZE=1
 
 .PHONY: all build deps test test-prove test-sdk test-examples \
         build-asan test-asan demo demo-stop lint clean sdk-deps \
-        fuzz bench bench-callgrind bench-rss test-valgrind soak
+        fuzz bench bench-callgrind bench-rss test-valgrind soak \
+        status-page
 
 all: build
 
@@ -209,6 +213,10 @@ demo-stop:
 
 lint:
 	@bash util/lint.sh
+	@perl util/status-page.pl --check && echo "lint: status page header up to date"
+
+status-page:
+	@perl util/status-page.pl
 
 clean:
 	@if [ -f $(BUILD)/demo/logs/nginx.pid ]; then bash util/demo.sh stop; fi
