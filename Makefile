@@ -5,6 +5,9 @@
 #                    distro nginx (nginx-dev headers), warnings are errors
 #   make test        deps + build, prove -r t/, node SDK test, nginx -t of
 #                    conf/examples/*.conf
+#   make test-browser  the llm_status html page in headless Chromium
+#                    (t/browser/, playwright-core); screenshot in
+#                    build/status-page.png
 #   make build-asan  nginx + module with AddressSanitizer and UBSan under
 #                    build/asan/ (from Debian's nginx source package)
 #   make test-asan   the same suites against the ASan build; any sanitizer
@@ -58,7 +61,7 @@ TEST_ENV = TEST_NGINX_RANDOMIZE=1
 .PHONY: all build deps test test-prove test-sdk test-examples \
         build-asan test-asan demo demo-stop lint clean sdk-deps \
         fuzz bench bench-callgrind bench-rss test-valgrind soak \
-        status-page
+        status-page test-browser browser-deps
 
 all: build
 
@@ -116,6 +119,27 @@ sdk-deps: t/sdk/node_modules/.package-lock.json
 test-sdk: sdk-deps
 	@echo "=== node --test t/sdk/ (openai SDK) ==="
 	cd t/sdk && LLM_MODULE_SO=$(SO) LLM_NGINX_BINARY=$(NGINX_BIN) \
+	    node --test
+
+t/browser/node_modules/.package-lock.json: t/browser/package.json \
+                                           t/browser/package-lock.json
+	cd t/browser && npm ci --no-audit --no-fund --loglevel=error
+
+browser-deps: t/browser/node_modules/.package-lock.json
+
+CHROMIUM ?= /usr/bin/chromium
+
+# skipped (exit 0) only when util/deps.sh could not install chromium
+test-browser: build
+	@if [ ! -x $(CHROMIUM) ]; then \
+	    echo "=== SKIPPED test-browser: no $(CHROMIUM): the Debian" \
+	         "package chromium could not be installed (make deps) ==="; \
+	    exit 0; \
+	fi; \
+	$(MAKE) --no-print-directory browser-deps \
+	&& echo "=== node --test t/browser/ (headless $(CHROMIUM)) ===" \
+	&& cd t/browser && LLM_MODULE_SO=$(SO) LLM_NGINX_BINARY=$(NGINX_BIN) \
+	    LLM_CHROMIUM=$(CHROMIUM) LLM_SCREENSHOT=$(BUILD)/status-page.png \
 	    node --test
 
 test-examples:
@@ -220,4 +244,4 @@ status-page:
 
 clean:
 	@if [ -f $(BUILD)/demo/logs/nginx.pid ]; then bash util/demo.sh stop; fi
-	rm -rf $(BUILD) t/servroot* t/sdk/node_modules
+	rm -rf $(BUILD) t/servroot* t/sdk/node_modules t/browser/node_modules

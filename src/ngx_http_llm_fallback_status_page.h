@@ -16,8 +16,8 @@
 
 #define NGX_HTTP_LLM_FALLBACK_STATUS_PAGE_CSP                                 \
     "default-src 'none'; script-src 'sha256-X4vUS26gVJnp7W/aRW/TGpHjT9JLLJ5" \
-    "oCGUfc5EBGpE='; style-src 'sha256-Rh9kGxku6bd7hStuQDrDHxSBzVp0INjRrujP" \
-    "WvRo4iQ='; connect-src 'self'; img-src data:; base-uri 'none'; form-ac" \
+    "oCGUfc5EBGpE='; style-src 'sha256-PjelHkk2L20ZMGDdPb7YgGSbAjh+/3UOavqR" \
+    "/GLEQB4='; connect-src 'self'; img-src data:; base-uri 'none'; form-ac" \
     "tion 'none'; frame-ancestors 'none'"
 
 #define NGX_HTTP_LLM_FALLBACK_STATUS_PAGE                                     \
@@ -45,8 +45,9 @@
     "#updated { margin-left: auto; }\n" \
     "#updated.stale { color: #cf222e; font-weight: 600; }\n" \
     "main { padding: 1em 1.2em; }\n" \
-    ".cards { display: flex; gap: 1em; flex-wrap: wrap; margin-bottom: 1em;" \
-    " }\n" \
+    ".cards { display: flex; gap: 1em; flex-wrap: wrap; align-items: flex-s" \
+    "tart;\n" \
+    "margin-bottom: 1em; }\n" \
     ".card { border: 1px solid var(--line); border-radius: 6px;\n" \
     "padding: .6em .9em; min-width: 12em; }\n" \
     ".card h2 { font-size: .8em; text-transform: uppercase; color: var(--mu" \
