@@ -12,6 +12,7 @@ use Test::Nginx::Socket 'no_plan';
 use File::Temp qw(tempfile);
 use JSON::PP;
 use LLMFake;
+use LLMStream;
 
 our $Body = '{"messages":[{"role":"user","content":"hi"}]}';
 
@@ -146,6 +147,10 @@ sub page_check {
          . "script " . $b64->($scripts[1] // '') . "\n"
          . "style " . $b64->($styles[1] // '') . "\n";
 }
+
+# a stream whose first content comes at once and its end 0.6 s later
+my @late = openai_stream('first', ' then');
+stream_server(lateend => [sse_head(), @late[0, 1], 0.6, @late[2 .. $#late]]);
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -491,3 +496,40 @@ Content-Security-Policy: $::Csp
 --- response_body_like eval
 ["^page: OK\n", "^\\{\"attempt_duration_buckets_ms\":", "^# HELP llm_breaker_state",
  "^page: OK\n", "^\$"]
+
+
+
+=== TEST 17: a stream: gen_ai time to first token to the first content, duration to the end
+--- skip_eval: 2: !$::Promtool
+--- http_config
+    llm_circuit_breaker zone=llm_cb:1m failures=10;
+    llm_provider lateend uri=/_s/lateend;
+--- config
+    location /chat { llm_fallback_chain lateend; }
+    location = /metrics { llm_status prometheus; }
+    location = /_s/lateend {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_STREAM_PORT/s/lateend;
+        proxy_http_version 1.1;
+        proxy_buffering off;
+    }
+--- request eval
+["POST /chat\n{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+ "GET /metrics"]
+--- more_headers
+Content-Type: application/json
+--- response_body_filters eval
+\&::promtool_check
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[qr/"content":"first".*"content":" then".*\[DONE\]/s,
+ qr/^promtool:\ OK\n
+(?=.*^gen_ai_server_time_to_first_token_seconds_bucket\{gen_ai_operation_name="chat",gen_ai_provider_name="lateend",gen_ai_request_model="m",gen_ai_response_model="[^"]*",le="0\.5"\}\ 1$)
+(?=.*^gen_ai_server_time_to_first_token_seconds_count\{[^}]*gen_ai_provider_name="lateend"[^}]*\}\ 1$)
+(?=.*^gen_ai_server_request_duration_seconds_bucket\{[^}]*gen_ai_provider_name="lateend"[^}]*,le="0\.32"\}\ 0$)
+(?=.*^gen_ai_server_request_duration_seconds_bucket\{[^}]*gen_ai_provider_name="lateend"[^}]*,le="\+Inf"\}\ 1$)
+(?=.*^gen_ai_client_token_usage_sum\{[^}]*gen_ai_provider_name="lateend"[^}]*gen_ai_token_type="input"\}\ 9$)
+(?=.*^gen_ai_client_token_usage_sum\{[^}]*gen_ai_provider_name="lateend"[^}]*gen_ai_token_type="output"\}\ 4$)
+/msx]
+--- timeout: 5
