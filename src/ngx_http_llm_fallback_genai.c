@@ -231,8 +231,8 @@ ngx_http_llm_fallback_genai_count(ngx_http_request_t *r,
     ngx_http_llm_fallback_breaker_t     *cb;
     ngx_http_llm_fallback_provider_t    *p;
     ngx_http_llm_fallback_genai_row_t   *row;
-    ngx_http_llm_fallback_genai_node_t  *node;
     ngx_http_llm_fallback_main_conf_t   *lmcf;
+    ngx_http_llm_fallback_genai_node_t  *node;
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llm_fallback_module);
     cb = lmcf->breaker;

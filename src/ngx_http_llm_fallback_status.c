@@ -113,6 +113,19 @@ static ngx_str_t  ngx_http_llm_fallback_status_prom_type =
 static ngx_str_t  ngx_http_llm_fallback_status_html_type =
     ngx_string("text/html; charset=utf-8");
 
+/* the status page's headers, besides its Content-Type */
+
+static ngx_http_llm_fallback_status_header_t
+    ngx_http_llm_fallback_page_headers[] =
+{
+    { ngx_string("Cache-Control"), ngx_string("no-store") },
+    { ngx_string("Content-Security-Policy"),
+      ngx_string(NGX_HTTP_LLM_FALLBACK_STATUS_PAGE_CSP) },
+    { ngx_string("X-Content-Type-Options"), ngx_string("nosniff") },
+    { ngx_string("Referrer-Policy"), ngx_string("no-referrer") },
+    { ngx_null_string, ngx_null_string }
+};
+
 static char  *ngx_http_llm_fallback_states[] = {
     "closed", "open", "half_open", "disabled"
 };
@@ -369,24 +382,14 @@ ngx_http_llm_fallback_status_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_llm_fallback_status_page(ngx_http_request_t *r)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_uint_t    i;
-    ngx_chain_t   out;
+    ngx_int_t                               rc;
+    ngx_buf_t                              *b;
+    ngx_chain_t                             out;
+    ngx_http_llm_fallback_status_header_t  *h;
 
-    static ngx_http_llm_fallback_status_header_t  headers[] = {
-        { ngx_string("Cache-Control"), ngx_string("no-store") },
-        { ngx_string("Content-Security-Policy"),
-          ngx_string(NGX_HTTP_LLM_FALLBACK_STATUS_PAGE_CSP) },
-        { ngx_string("X-Content-Type-Options"), ngx_string("nosniff") },
-        { ngx_string("Referrer-Policy"), ngx_string("no-referrer") },
-        { ngx_null_string, ngx_null_string }
-    };
-
-    for (i = 0; headers[i].name.len; i++) {
-        if (ngx_http_llm_fallback_add_header(r, (const char *)
-                                             headers[i].name.data,
-                                             &headers[i].value)
+    for (h = ngx_http_llm_fallback_page_headers; h->name.len; h++) {
+        if (ngx_http_llm_fallback_add_header(r, (const char *) h->name.data,
+                                             &h->value)
             != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
