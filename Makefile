@@ -9,6 +9,9 @@
 #                    the same against nginx 1.26.3 (Debian 13's), built
 #                    from its Debian source package under build/nginx-1.26
 #                    (util/build-nginx.sh; fetched and configured once)
+#   make test-browser  the llm_status html page in headless Chromium
+#                    (t/browser/, playwright-core); screenshot in
+#                    build/status-page.png
 #   make build-asan  nginx + module with AddressSanitizer and UBSan under
 #                    build/asan/ (from Debian's nginx source package)
 #   make test-asan   the same suites against the ASan build; any sanitizer
@@ -22,7 +25,10 @@
 #                    and a request through it, purge it (util/test-deb.sh)
 #   make demo        nginx with the module on 127.0.0.1:8080, fake providers
 #   make demo-stop   stop it
-#   make lint        C style checks (util/lint.sh)
+#   make lint        C style checks (util/lint.sh), and that the status
+#                    page header is built from src/status-page/
+#   make status-page src/ngx_http_llm_fallback_status_page.h from
+#                    src/status-page/ (util/status-page.pl)
 #   make fuzz        libFuzzer harnesses of the JSON scanner and the
 #                    translators, FUZZ_SECONDS each (default 60)
 #   make soak        200 clients through flaky providers, Redis restarts and
@@ -78,7 +84,7 @@ TEST_ENV = TEST_NGINX_RANDOMIZE=1
 .PHONY: all build deps test test-prove test-sdk test-examples \
         build-asan test-asan demo demo-stop lint clean sdk-deps \
         fuzz bench bench-callgrind bench-rss test-valgrind soak \
-        deb test-deb
+        deb test-deb status-page test-browser browser-deps
 
 all: build
 
@@ -147,6 +153,27 @@ sdk-deps: t/sdk/node_modules/.package-lock.json
 test-sdk: sdk-deps
 	@echo "=== node --test t/sdk/ (openai SDK) ==="
 	cd t/sdk && LLM_MODULE_SO=$(SO) LLM_NGINX_BINARY=$(NGINX_BIN) \
+	    node --test
+
+t/browser/node_modules/.package-lock.json: t/browser/package.json \
+                                           t/browser/package-lock.json
+	cd t/browser && npm ci --no-audit --no-fund --loglevel=error
+
+browser-deps: t/browser/node_modules/.package-lock.json
+
+CHROMIUM ?= /usr/bin/chromium
+
+# skipped (exit 0) only when util/deps.sh could not install chromium
+test-browser: build
+	@if [ ! -x $(CHROMIUM) ]; then \
+	    echo "=== SKIPPED test-browser: no $(CHROMIUM): the Debian" \
+	         "package chromium could not be installed (make deps) ==="; \
+	    exit 0; \
+	fi; \
+	$(MAKE) --no-print-directory browser-deps \
+	&& echo "=== node --test t/browser/ (headless $(CHROMIUM)) ===" \
+	&& cd t/browser && LLM_MODULE_SO=$(SO) LLM_NGINX_BINARY=$(NGINX_BIN) \
+	    LLM_CHROMIUM=$(CHROMIUM) LLM_SCREENSHOT=$(BUILD)/status-page.png \
 	    node --test
 
 test-examples:
@@ -255,7 +282,11 @@ demo-stop:
 
 lint:
 	@bash util/lint.sh
+	@perl util/status-page.pl --check && echo "lint: status page header up to date"
+
+status-page:
+	@perl util/status-page.pl
 
 clean:
 	@if [ -f $(BUILD)/demo/logs/nginx.pid ]; then bash util/demo.sh stop; fi
-	rm -rf $(BUILD) t/servroot* t/sdk/node_modules
+	rm -rf $(BUILD) t/servroot* t/sdk/node_modules t/browser/node_modules

@@ -35,7 +35,7 @@
 
 /* the implicit counters-only zone of llm_status without a breaker */
 #define NGX_HTTP_LLM_FALLBACK_STATUS_ZONE      "llm_status"
-#define NGX_HTTP_LLM_FALLBACK_STATUS_SIZE      (128 * 1024)
+#define NGX_HTTP_LLM_FALLBACK_STATUS_SIZE      (1024 * 1024)
 
 
 static ngx_int_t ngx_http_llm_fallback_breaker_init_zone(
@@ -335,6 +335,17 @@ sync:
                       "providers%s, their breakers stay closed and "
                       "they are not counted",
                       missing, cb->providers->nelts, cb->shpool->log_ctx);
+    }
+
+    /* the gen_ai histograms: after every breaker node, with what is left */
+
+    missing = ngx_http_llm_fallback_genai_sync(cb);
+
+    if (missing) {
+        ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
+                      "no room for the gen_ai metrics of %ui of %ui llm "
+                      "providers%s", missing, cb->providers->nelts,
+                      cb->shpool->log_ctx);
     }
 
     return NGX_OK;
@@ -663,6 +674,10 @@ ngx_http_llm_fallback_breaker_report(ngx_http_request_t *r,
     }
 
     ngx_shmtx_unlock(&cb->shpool->mutex);
+
+    if (reason == NGX_HTTP_LLM_FALLBACK_OK) {
+        ngx_http_llm_fallback_genai_count(r, ctx, sc);
+    }
 
     switch (event) {
 

@@ -59,6 +59,16 @@
 /* llm_status output formats */
 #define NGX_HTTP_LLM_FALLBACK_STATUS_JSON        1
 #define NGX_HTTP_LLM_FALLBACK_STATUS_PROMETHEUS  2
+#define NGX_HTTP_LLM_FALLBACK_STATUS_HTML        3
+
+/* OpenTelemetry GenAI histograms: buckets, the last one is +Inf */
+#define NGX_HTTP_LLM_FALLBACK_GENAI_NTOKENS      15
+#define NGX_HTTP_LLM_FALLBACK_GENAI_NDURATION    15
+#define NGX_HTTP_LLM_FALLBACK_GENAI_NTTFT        17
+
+/* (request model, response model) rows per provider, the last: "other" */
+#define NGX_HTTP_LLM_FALLBACK_GENAI_NMODELS      4
+#define NGX_HTTP_LLM_FALLBACK_GENAI_MODEL_LEN    64
 
 #define NGX_HTTP_LLM_FALLBACK_JSON_FLAGS                                      \
     (JSON_COMPACT|JSON_REAL_PRECISION(NGX_HTTP_LLM_FALLBACK_JSON_PRECISION))
@@ -152,7 +162,49 @@ typedef struct {
     ngx_queue_t                       queue;
     ngx_atomic_t                      requests[6];  /* by status class */
     ngx_atomic_t                      cache[NGX_HTTP_LLM_FALLBACK_STAT_NCACHE];
+
+    /* ngx_http_llm_fallback_genai_node_t, by provider name */
+    ngx_rbtree_t                      genai_rbtree;
+    ngx_rbtree_node_t                 genai_sentinel;
+    ngx_queue_t                       genai_queue;
 } ngx_http_llm_fallback_shctx_t;
+
+
+/*
+ * the OpenTelemetry GenAI histograms of one (request model, response
+ * model) pair of a provider, changed under the zone mutex; durations in
+ * milliseconds
+ */
+typedef struct {
+    u_char                            request_model[
+                                      NGX_HTTP_LLM_FALLBACK_GENAI_MODEL_LEN];
+    u_char                            response_model[
+                                      NGX_HTTP_LLM_FALLBACK_GENAI_MODEL_LEN];
+    size_t                            request_len;
+    size_t                            response_len;
+    ngx_uint_t                        used;
+
+    ngx_atomic_uint_t                 count;
+    ngx_atomic_uint_t                 duration[
+                                      NGX_HTTP_LLM_FALLBACK_GENAI_NDURATION];
+    ngx_atomic_uint_t                 duration_sum;
+    ngx_atomic_uint_t                 ttft[NGX_HTTP_LLM_FALLBACK_GENAI_NTTFT];
+    ngx_atomic_uint_t                 ttft_sum;
+
+    /* [0]: input, [1]: output */
+    ngx_atomic_uint_t                 tokens[2][
+                                      NGX_HTTP_LLM_FALLBACK_GENAI_NTOKENS];
+    ngx_atomic_uint_t                 tokens_sum[2];
+    ngx_atomic_uint_t                 tokens_count[2];
+} ngx_http_llm_fallback_genai_row_t;
+
+
+typedef struct {
+    ngx_str_node_t                    sn;
+    ngx_queue_t                       queue;
+    ngx_http_llm_fallback_genai_row_t rows[NGX_HTTP_LLM_FALLBACK_GENAI_NMODELS];
+    u_char                            name[1];
+} ngx_http_llm_fallback_genai_node_t;
 
 
 /* the llm_circuit_breaker zone and policy; failures == 0: counters only */
@@ -463,6 +515,14 @@ char *ngx_http_llm_fallback_status(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_llm_fallback_status_init(ngx_conf_t *cf);
 void ngx_http_llm_fallback_status_cache(ngx_http_request_t *r,
     ngx_uint_t status);
+
+/* genai.c */
+ngx_uint_t ngx_http_llm_fallback_genai_sync(
+    ngx_http_llm_fallback_breaker_t *cb);
+void ngx_http_llm_fallback_genai_count(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
+ngx_buf_t *ngx_http_llm_fallback_genai_prometheus(ngx_http_request_t *r,
+    ngx_http_llm_fallback_main_conf_t *lmcf);
 
 /* cache.c */
 char *ngx_http_llm_fallback_cache_directive(ngx_conf_t *cf,

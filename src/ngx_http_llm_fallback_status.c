@@ -8,6 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_status_page.h"
 
 
 /*
@@ -71,6 +72,12 @@
 
 
 typedef struct {
+    ngx_str_t                         name;
+    ngx_str_t                         value;
+} ngx_http_llm_fallback_status_header_t;
+
+
+typedef struct {
     ngx_http_llm_fallback_stats_t     stats;
     ngx_http_llm_fallback_provider_t *provider;
     ngx_msec_t                        retry;
@@ -80,6 +87,7 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_llm_fallback_status_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llm_fallback_status_page(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llm_fallback_status_log_handler(
     ngx_http_request_t *r);
 static ngx_http_llm_fallback_snapshot_t *ngx_http_llm_fallback_snapshot(
@@ -102,6 +110,21 @@ static ngx_str_t  ngx_http_llm_fallback_status_json_type =
     ngx_string("application/json");
 static ngx_str_t  ngx_http_llm_fallback_status_prom_type =
     ngx_string("text/plain; version=0.0.4; charset=utf-8");
+static ngx_str_t  ngx_http_llm_fallback_status_html_type =
+    ngx_string("text/html; charset=utf-8");
+
+/* the status page's headers, besides its Content-Type */
+
+static ngx_http_llm_fallback_status_header_t
+    ngx_http_llm_fallback_page_headers[] =
+{
+    { ngx_string("Cache-Control"), ngx_string("no-store") },
+    { ngx_string("Content-Security-Policy"),
+      ngx_string(NGX_HTTP_LLM_FALLBACK_STATUS_PAGE_CSP) },
+    { ngx_string("X-Content-Type-Options"), ngx_string("nosniff") },
+    { ngx_string("Referrer-Policy"), ngx_string("no-referrer") },
+    { ngx_null_string, ngx_null_string }
+};
 
 static char  *ngx_http_llm_fallback_states[] = {
     "closed", "open", "half_open", "disabled"
@@ -109,6 +132,12 @@ static char  *ngx_http_llm_fallback_states[] = {
 
 static char  *ngx_http_llm_fallback_cache_names[] = {
     "hit", "miss", "stale", "bypass", "error"
+};
+
+/* the upper bounds of llm_attempt_duration_seconds, as breaker.c counts */
+
+static ngx_msec_t  ngx_http_llm_fallback_bounds_ms[] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000
 };
 
 static char  *ngx_http_llm_fallback_le[] = {
@@ -142,6 +171,9 @@ ngx_http_llm_fallback_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (ngx_strcmp(value[1].data, "prometheus") == 0) {
             lcf->status_format = NGX_HTTP_LLM_FALLBACK_STATUS_PROMETHEUS;
+
+        } else if (ngx_strcmp(value[1].data, "html") == 0) {
+            lcf->status_format = NGX_HTTP_LLM_FALLBACK_STATUS_HTML;
 
         } else if (ngx_strcmp(value[1].data, "json") != 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -238,9 +270,9 @@ ngx_http_llm_fallback_status_handler(ngx_http_request_t *r)
 {
     ngx_int_t                           rc;
     ngx_str_t                           arg;
-    ngx_buf_t                          *b;
+    ngx_buf_t                          *b, *genai;
     ngx_uint_t                          format;
-    ngx_chain_t                         out;
+    ngx_chain_t                         out[2];
     ngx_http_llm_fallback_loc_conf_t   *lcf;
     ngx_http_llm_fallback_snapshot_t   *snap;
     ngx_http_llm_fallback_main_conf_t  *lmcf;
@@ -267,7 +299,14 @@ ngx_http_llm_fallback_status_handler(ngx_http_request_t *r)
 
         } else if (arg.len == 4 && ngx_strncmp(arg.data, "json", 4) == 0) {
             format = NGX_HTTP_LLM_FALLBACK_STATUS_JSON;
+
+        } else if (arg.len == 4 && ngx_strncmp(arg.data, "html", 4) == 0) {
+            format = NGX_HTTP_LLM_FALLBACK_STATUS_HTML;
         }
+    }
+
+    if (format == NGX_HTTP_LLM_FALLBACK_STATUS_HTML) {
+        return ngx_http_llm_fallback_status_page(r);
     }
 
     if (lmcf->breaker == NULL || lmcf->breaker->sh == NULL) {
@@ -279,9 +318,18 @@ ngx_http_llm_fallback_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    genai = NULL;
+
     if (format == NGX_HTTP_LLM_FALLBACK_STATUS_PROMETHEUS) {
         b = ngx_http_llm_fallback_status_prometheus(r, lmcf, snap);
         r->headers_out.content_type = ngx_http_llm_fallback_status_prom_type;
+
+        if (b) {
+            genai = ngx_http_llm_fallback_genai_prometheus(r, lmcf);
+            if (genai == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
 
     } else {
         b = ngx_http_llm_fallback_status_json(r, lmcf, snap);
@@ -297,12 +345,78 @@ ngx_http_llm_fallback_status_handler(ngx_http_request_t *r)
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = b->last - b->pos;
 
+    if (genai) {
+        r->headers_out.content_length_n += genai->last - genai->pos;
+    }
+
     rc = ngx_http_send_header(r);
 
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
         return rc;
     }
 
+    out[0].buf = b;
+    out[0].next = NULL;
+
+    if (genai) {
+        out[0].next = &out[1];
+        out[1].buf = genai;
+        out[1].next = NULL;
+        b = genai;
+    }
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    return ngx_http_output_filter(r, &out[0]);
+}
+
+
+/*
+ * the status page: one document with its style and script inline, which
+ * fetches its own location's ?format=json; the Content-Security-Policy
+ * allows those two by their SHA-256 and a connection to the same origin
+ * only
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_status_page(ngx_http_request_t *r)
+{
+    ngx_int_t                               rc;
+    ngx_buf_t                              *b;
+    ngx_chain_t                             out;
+    ngx_http_llm_fallback_status_header_t  *h;
+
+    for (h = ngx_http_llm_fallback_page_headers; h->name.len; h++) {
+        if (ngx_http_llm_fallback_add_header(r, (const char *) h->name.data,
+                                             &h->value)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    r->headers_out.content_type = ngx_http_llm_fallback_status_html_type;
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n =
+                                sizeof(NGX_HTTP_LLM_FALLBACK_STATUS_PAGE) - 1;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = (u_char *) NGX_HTTP_LLM_FALLBACK_STATUS_PAGE;
+    b->last = b->pos + sizeof(NGX_HTTP_LLM_FALLBACK_STATUS_PAGE) - 1;
+    b->memory = 1;
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
@@ -442,7 +556,15 @@ ngx_http_llm_fallback_status_json(ngx_http_request_t *r,
                        sizeof("\",\"breaker\":null,") - 1);
     }
 
-    p = ngx_cpymem(p, "\"providers\":{", sizeof("\"providers\":{") - 1);
+    p = ngx_cpymem(p, "\"attempt_duration_buckets_ms\":[",
+                   sizeof("\"attempt_duration_buckets_ms\":[") - 1);
+
+    for (i = 0; i < NGX_HTTP_LLM_FALLBACK_NBUCKETS - 1; i++) {
+        p = ngx_sprintf(p, i ? ",%M" : "%M",
+                        ngx_http_llm_fallback_bounds_ms[i]);
+    }
+
+    p = ngx_cpymem(p, "],\"providers\":{", sizeof("],\"providers\":{") - 1);
 
     for (i = 0; i < n; i++) {
         if (i) {
@@ -516,9 +638,16 @@ ngx_http_llm_fallback_json_provider(u_char *p,
     }
 
     p = ngx_sprintf(p, "},\"tokens\":{\"prompt\":%uA,\"completion\":%uA},"
-                    "\"attempt_duration_ms\":{\"count\":%uA,\"sum\":%uA}}",
+                    "\"attempt_duration_ms\":{\"count\":%uA,\"sum\":%uA,"
+                    "\"buckets\":[",
                     st->prompt_tokens, st->completion_tokens,
                     st->attempts, st->duration_sum);
+
+    for (i = 0; i < NGX_HTTP_LLM_FALLBACK_NBUCKETS; i++) {
+        p = ngx_sprintf(p, i ? ",%uA" : "%uA", st->duration[i]);
+    }
+
+    p = ngx_cpymem(p, "]}}", sizeof("]}}") - 1);
 
     return p;
 }
