@@ -437,6 +437,7 @@ char *ngx_http_llm_fallback_circuit_breaker(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_llm_fallback_breaker_init(ngx_conf_t *cf,
     ngx_http_llm_fallback_main_conf_t *lmcf);
+ngx_int_t ngx_http_llm_fallback_breaker_commit(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_llm_fallback_breaker_acquire(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p);
 void ngx_http_llm_fallback_breaker_report(ngx_http_request_t *r,
