@@ -19,6 +19,9 @@
 
 #define NGX_HTTP_LLM_FALLBACK_CAPTURE_MIN  4096
 
+/* seconds: about 68 years, still an int32 */
+#define NGX_HTTP_LLM_FALLBACK_RETRY_AFTER_MAX  0x7fffffff
+
 
 static ngx_int_t ngx_http_llm_fallback_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llm_fallback_body_filter(ngx_http_request_t *r,
@@ -275,11 +278,16 @@ ngx_http_llm_fallback_is_event_stream(ngx_http_request_t *r)
 }
 
 
-/* Retry-After in seconds or as an HTTP date; -1 when absent */
+/*
+ * Retry-After in seconds or as an HTTP date; -1 when absent or invalid.
+ * Seconds saturate at NGX_HTTP_LLM_FALLBACK_RETRY_AFTER_MAX: a value too
+ * large for any clock is as long as can be, not a wrapped short one.
+ */
 
 static time_t
 ngx_http_llm_fallback_retry_after(ngx_http_request_t *r)
 {
+    u_char           *p, *last;
     time_t            t;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -309,10 +317,17 @@ ngx_http_llm_fallback_retry_after(ngx_http_request_t *r)
             continue;
         }
 
-        t = ngx_atotm(h[i].value.data, h[i].value.len);
+        p = h[i].value.data;
+        last = p + h[i].value.len;
 
-        if (t != NGX_ERROR) {
-            return t;
+        for (t = 0; p < last && *p >= '0' && *p <= '9'; p++) {
+            if (t < NGX_HTTP_LLM_FALLBACK_RETRY_AFTER_MAX) {
+                t = t * 10 + (*p - '0');
+            }
+        }
+
+        if (p == last && h[i].value.len) {
+            return ngx_min(t, NGX_HTTP_LLM_FALLBACK_RETRY_AFTER_MAX);
         }
 
         t = ngx_parse_http_time(h[i].value.data, h[i].value.len);
