@@ -220,8 +220,8 @@ ngx_http_llm_fallback_circuit_breaker(ngx_conf_t *cf, ngx_command_t *cmd,
 
 invalid:
 
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\"", &value[i]);
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"",
+                       ngx_http_llm_fallback_conf_param(cf, &value[i]));
     return NGX_CONF_ERROR;
 }
 

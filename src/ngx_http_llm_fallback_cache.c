@@ -270,16 +270,11 @@ ngx_http_llm_fallback_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
 invalid:
 
-    /* the value of password= is not repeated in the log */
-
-    if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"password=\" of \"llm_cache\"");
-        return NGX_CONF_ERROR;
-    }
+    /* the value of password= (or of a misspelt one) is not printed */
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\" of \"llm_cache\"", &value[i]);
+                       "invalid parameter \"%V\" of \"llm_cache\"",
+                       ngx_http_llm_fallback_conf_param(cf, &value[i]));
     return NGX_CONF_ERROR;
 }
 

@@ -362,6 +362,8 @@ ngx_http_llm_fallback_provider_t *ngx_http_llm_fallback_find_provider(
     ngx_http_llm_fallback_main_conf_t *lmcf, u_char *name, size_t len);
 ngx_http_llm_fallback_format_t *ngx_http_llm_fallback_find_format(
     ngx_str_t *name);
+ngx_str_t *ngx_http_llm_fallback_conf_param(ngx_conf_t *cf,
+    ngx_str_t *value);
 
 /* handler.c */
 ngx_int_t ngx_http_llm_fallback_handler(ngx_http_request_t *r);
