@@ -603,9 +603,14 @@ ngx_http_llm_fallback_breaker_admit(ngx_http_llm_fallback_breaker_t *cb,
             goto skip;
         }
 
-        /* the trials were never given back: their worker is gone */
+        /*
+         * the trials were never given back: their worker is gone, or
+         * they run for longer than that (a long stream); should they
+         * report after all, they no longer count as trials
+         */
 
         st->probes = 0;
+        st->probe_gen++;
     }
 
     if (probe == NULL) {
@@ -615,6 +620,7 @@ ngx_http_llm_fallback_breaker_admit(ngx_http_llm_fallback_breaker_t *cb,
     st->probes++;
     st->probe_time = now;
     probe->active = 1;
+    probe->gen = st->probe_gen;
 
     return NGX_OK;
 
@@ -697,6 +703,11 @@ ngx_http_llm_fallback_breaker_report(ngx_http_request_t *r,
     node = ngx_http_llm_fallback_breaker_lookup(cb, &p->name, hash);
 
     if (node) {
+        if (probe && ctx->probe->gen != node->stats.probe_gen) {
+            /* a trial taken for lost: its slot went to another one */
+            probe = 0;
+        }
+
         if (probe && node->stats.probes) {
             node->stats.probes--;
         }
@@ -942,7 +953,7 @@ ngx_http_llm_fallback_breaker_cleanup(void *data)
 
     node = ngx_http_llm_fallback_breaker_lookup(cb, probe->name, probe->hash);
 
-    if (node && node->stats.probes) {
+    if (node && node->stats.probes && node->stats.probe_gen == probe->gen) {
         node->stats.probes--;
     }
 

@@ -109,6 +109,7 @@ typedef struct {
     ngx_uint_t                        failures;     /* in the window */
     ngx_uint_t                        consecutive;
     ngx_uint_t                        probes;       /* trials in flight */
+    ngx_uint_t                        probe_gen;    /* slots reclaimed */
     ngx_msec_t                        window_start;
     ngx_msec_t                        open_until;
     ngx_msec_t                        cooldown;     /* of the last opening */
@@ -160,12 +161,17 @@ typedef struct {
 } ngx_http_llm_fallback_breaker_t;
 
 
-/* a half-open trial slot held by a request, given back by a cleanup */
+/*
+ * a half-open trial slot held by a request, given back by a cleanup;
+ * "gen" is the node's probe_gen when the slot was taken: once the slots
+ * were reclaimed as lost, a late report leaves the new trials' count be
+ */
 typedef struct {
     ngx_http_llm_fallback_breaker_t  *breaker;
     ngx_str_t                        *name;
     uint32_t                          hash;
     ngx_uint_t                        active;
+    ngx_uint_t                        gen;
 } ngx_http_llm_fallback_probe_t;
 
 
