@@ -19,6 +19,12 @@
 
 #define NGX_HTTP_LLM_FALLBACK_CAPTURE_MIN  4096
 
+/*
+ * the most allocated for an answer before its bytes arrive, whatever
+ * its Content-Length claims: the buffer grows with the data
+ */
+#define NGX_HTTP_LLM_FALLBACK_CAPTURE_FIRST  65536
+
 /* the 413 for a body over client_max_body_size, with the limit */
 #define NGX_HTTP_LLM_FALLBACK_TOO_LARGE                                       \
     "{\"error\":{\"message\":\"The request body is larger than this "         \
@@ -141,13 +147,15 @@ ngx_http_llm_fallback_header_filter(ngx_http_request_t *r)
     }
 
     if (len > 0) {
-        sc->start = ngx_pnalloc(r->pool, (size_t) len);
+        size = (size_t) ngx_min(len, NGX_HTTP_LLM_FALLBACK_CAPTURE_FIRST);
+
+        sc->start = ngx_pnalloc(r->pool, size);
         if (sc->start == NULL) {
             return NGX_ERROR;
         }
 
         sc->last = sc->start;
-        sc->end = sc->start + len;
+        sc->end = sc->start + size;
     }
 
     return NGX_OK;
@@ -246,6 +254,7 @@ static void
 ngx_http_llm_fallback_append(ngx_http_request_t *r,
     ngx_http_llm_fallback_sr_ctx_t *sc, u_char *data, size_t size)
 {
+    off_t    len;
     u_char  *p;
     size_t   used, need, cap, max;
 
@@ -261,7 +270,17 @@ ngx_http_llm_fallback_append(ngx_http_request_t *r,
     if (need > (size_t) (sc->end - sc->start)) {
         cap = ngx_max((size_t) (sc->end - sc->start) * 2,
                       NGX_HTTP_LLM_FALLBACK_CAPTURE_MIN);
-        cap = ngx_min(ngx_max(cap, need), max);
+        cap = ngx_max(cap, need);
+
+        /* doubling stops at the announced length, once it is near */
+
+        len = r->headers_out.content_length_n;
+
+        if (len > 0 && (off_t) need <= len && (off_t) cap > len) {
+            cap = (size_t) len;
+        }
+
+        cap = ngx_min(cap, max);
 
         p = ngx_pnalloc(r->pool, cap);
         if (p == NULL) {
