@@ -1029,6 +1029,16 @@ ngx_http_llm_fallback_redis_get_done(redisAsyncContext *ac, void *reply,
     } else if (rr->type == REDIS_REPLY_NIL) {
         op->rc = NGX_DECLINED;
 
+    } else if (rr->type == REDIS_REPLY_STRING
+               && op->max && (size_t) rr->len > op->max)
+    {
+        /* not copied: the caller logs it and takes it for a nil */
+
+        op->value.data = NULL;
+        op->value.len = rr->len;
+        op->too_large = 1;
+        op->rc = NGX_DECLINED;
+
     } else if (rr->type == REDIS_REPLY_STRING) {
 
         /* the reply is freed when this callback returns */
