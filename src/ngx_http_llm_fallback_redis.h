@@ -26,9 +26,9 @@ typedef void (*ngx_http_llm_fallback_redis_handler_pt)(
 
 /*
  * A Redis server as configured: one per address, db and password, shared
- * by every location that names it.  The worker's connection to it lives
- * in "redis", created in init_process: configuration is never written to
- * at request time.
+ * by every location that names it.  The worker's connections to it live
+ * in "redis" (lookups) and "writer" (stores), created in init_process:
+ * configuration is never written to at request time.
  */
 
 typedef struct {
@@ -39,6 +39,7 @@ typedef struct {
     ngx_str_t                             password;
     ngx_msec_t                            timeout;
     ngx_http_llm_fallback_redis_t        *redis;
+    ngx_http_llm_fallback_redis_t        *writer;
 } ngx_http_llm_fallback_redis_server_t;
 
 

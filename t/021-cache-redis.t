@@ -406,4 +406,51 @@ subtest 'a client that goes away while its lookup is pending' => sub {
 };
 
 
+subtest 'a slow SET does not hold up the lookups of other requests, and is '
+      . 'not cut short by their timeout' => sub {
+    # every SET takes 1.5 s, as a large answer on a slow link would; a
+    # lookup must never wait behind one (timeout= is 300 ms)
+    my $delay = 1.5 * $slow;
+    my $port = slow_set_redis(delay => $delay);
+    my $n = node(redis => $port, cache => 'timeout=' . 300 * $slow . 'ms');
+
+    my $hi = '{"messages":[{"role":"user","content":"hi"}]}';
+    my $r = $n->request(body => $hi);
+    is(cache_of($r), 'MISS', 'MISS: the answer is being stored, slowly');
+
+    my $t0 = time;
+    my @during;
+
+    for my $i (1 .. 3) {
+        $r = $n->request(body => qq({"messages":[{"role":"user",)
+                                 . qq("content":"other $i"}]}));
+        push @during, cache_of($r);
+    }
+
+    is_deeply(\@during, [qw(MISS MISS MISS)],
+              'lookups made while the SETs are written are answered: '
+              . 'MISS, never ERROR');
+    cmp_ok(time - $t0, '<', $delay, 'and none of them waited for a SET');
+
+    # the four SETs finish one after another on their own connection
+
+    my $sets = 0;
+    for (1 .. 100) {
+        $sets = eval { LLMRedis::redis_cmd_at($port, 'SETS') } // 0;
+        last if $sets >= 4;
+        sleep 0.1 * $slow;
+    }
+
+    is($sets, 4, 'every SET was done: none was cut short by a watchdog');
+
+    $r = $n->request(body => $hi);
+    is(cache_of($r), 'HIT', 'the first answer is a HIT');
+
+    unlike($n->error_log, qr/timed out/, 'no timeout logged');
+
+    no_crash($n, 'slow SET');
+    $n->stop;
+};
+
+
 done_testing();
