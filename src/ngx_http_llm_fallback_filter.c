@@ -362,13 +362,17 @@ ngx_http_llm_fallback_retry_after(ngx_http_request_t *r)
         last = p + h[i].value.len;
 
         for (t = 0; p < last && *p >= '0' && *p <= '9'; p++) {
-            if (t < NGX_HTTP_LLM_FALLBACK_RETRY_AFTER_MAX) {
+            if (t > (NGX_HTTP_LLM_FALLBACK_RETRY_AFTER_MAX - (*p - '0')) / 10)
+            {
+                t = NGX_HTTP_LLM_FALLBACK_RETRY_AFTER_MAX;
+
+            } else {
                 t = t * 10 + (*p - '0');
             }
         }
 
         if (p == last && h[i].value.len) {
-            return ngx_min(t, NGX_HTTP_LLM_FALLBACK_RETRY_AFTER_MAX);
+            return t;
         }
 
         t = ngx_parse_http_time(h[i].value.data, h[i].value.len);

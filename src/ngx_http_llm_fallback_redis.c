@@ -29,13 +29,15 @@
  * (DEBUG SLEEP, a stopped process, a black-holed address) costs each
  * request at most its own timeout, and the connection is made again.
  *
- * Stores (SET) go over a second connection of their own: Redis answers a
+ * Large stores (SET of more than NGX_HTTP_LLM_FALLBACK_REDIS_SMALL_SET
+ * bytes) go over a second connection of their own: Redis answers a
  * connection's commands in order, and a large answer takes a while to be
  * written and read, so a lookup pipelined behind one would wait for it,
  * and the watchdog would close the connection with every lookup on it.
- * The writes' watchdog is ten times "timeout", at least a second; while
- * NGX_HTTP_LLM_FALLBACK_REDIS_MAX_WRITES stores or
- * NGX_HTTP_LLM_FALLBACK_REDIS_MAX_UNSENT unsent bytes wait, more are
+ * Small ones stay with the lookups, in order: a lookup sent after a store
+ * sees it.  The large stores' watchdog is ten times "timeout", at least a
+ * second; while NGX_HTTP_LLM_FALLBACK_REDIS_MAX_WRITES stores or
+ * NGX_HTTP_LLM_FALLBACK_REDIS_MAX_UNSENT unsent bytes wait on it, more are
  * dropped (not stored): a slow Redis never piles answers up in memory.
  *
  * hiredis calls a callback exactly once per accepted command, with a NULL
@@ -50,7 +52,8 @@
 #define NGX_HTTP_LLM_FALLBACK_REDIS_MIN_BACKOFF  100
 #define NGX_HTTP_LLM_FALLBACK_REDIS_MAX_BACKOFF  2000
 
-/* the stores' connection: its watchdog, and when stores are dropped */
+/* the large stores' connection: its watchdog, when stores are dropped */
+#define NGX_HTTP_LLM_FALLBACK_REDIS_SMALL_SET    65536
 #define NGX_HTTP_LLM_FALLBACK_REDIS_WRITE_MIN    1000
 #define NGX_HTTP_LLM_FALLBACK_REDIS_MAX_WRITES   64
 #define NGX_HTTP_LLM_FALLBACK_REDIS_MAX_UNSENT   (16 * 1024 * 1024)
@@ -293,7 +296,7 @@ ngx_http_llm_fallback_redis_init_process(ngx_cycle_t *cycle)
 
         sp[i]->writer = ngx_http_llm_fallback_redis_create(cycle, sp[i],
                                                            timeout,
-                                                           " (stores)");
+                                                           " (large stores)");
         if (sp[i]->writer == NULL) {
             return NGX_ERROR;
         }
@@ -451,7 +454,8 @@ ngx_http_llm_fallback_redis_set(ngx_http_llm_fallback_redis_server_t *server,
     u_char                          *p, buf[NGX_INT_T_LEN];
     ngx_http_llm_fallback_redis_t   *rd;
 
-    rd = server->writer;
+    rd = (value->len > NGX_HTTP_LLM_FALLBACK_REDIS_SMALL_SET)
+         ? server->writer : server->redis;
 
     if (rd == NULL || ngx_http_llm_fallback_redis_connect(rd) != NGX_OK) {
         return NGX_ERROR;
@@ -459,10 +463,11 @@ ngx_http_llm_fallback_redis_set(ngx_http_llm_fallback_redis_server_t *server,
 
     /* Redis is slower than the answers come: drop, do not pile up */
 
-    if (rd->pending >= NGX_HTTP_LLM_FALLBACK_REDIS_MAX_WRITES
-        || (rd->pending
-            && sdslen(rd->ac->c.obuf) + value->len
-               > NGX_HTTP_LLM_FALLBACK_REDIS_MAX_UNSENT))
+    if (rd == server->writer
+        && (rd->pending >= NGX_HTTP_LLM_FALLBACK_REDIS_MAX_WRITES
+            || (rd->pending
+                && sdslen(rd->ac->c.obuf) + value->len
+                   > NGX_HTTP_LLM_FALLBACK_REDIS_MAX_UNSENT)))
     {
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
                        "llm cache: SET \"%V\" dropped, %ui stores and "

@@ -27,8 +27,8 @@ typedef void (*ngx_http_llm_fallback_redis_handler_pt)(
 /*
  * A Redis server as configured: one per address, db and password, shared
  * by every location that names it.  The worker's connections to it live
- * in "redis" (lookups) and "writer" (stores), created in init_process:
- * configuration is never written to at request time.
+ * in "redis" (lookups, small stores) and "writer" (large stores), created
+ * in init_process: configuration is never written to at request time.
  */
 
 typedef struct {

@@ -13,6 +13,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use JSON::PP ();
 use POSIX ();
+use File::Temp ();
 
 use LLMNode;
 
@@ -406,17 +407,55 @@ subtest 'a client that goes away while its lookup is pending' => sub {
 };
 
 
-subtest 'a slow SET does not hold up the lookups of other requests, and is '
-      . 'not cut short by their timeout' => sub {
-    # every SET takes 1.5 s, as a large answer on a slow link would; a
-    # lookup must never wait behind one (timeout= is 300 ms)
+subtest 'a slow large SET does not hold up the lookups of other requests, '
+      . 'and is not cut short by their timeout' => sub {
+    # every SET of 64 KB or more takes 1.5 s, as on a slow link; a lookup
+    # must never wait behind one (timeout= is 300 ms)
     my $delay = 1.5 * $slow;
-    my $port = slow_set_redis(delay => $delay);
-    my $n = node(redis => $port, cache => 'timeout=' . 300 * $slow . 'ms');
+    my $port = slow_set_redis(delay => $delay, min => 65536);
+
+    # a 200 KB answer, served from a file (too long for a config string)
+    my $big = $ok;
+    $big =~ s/"content":"hello"/'"content":"' . ('x' x 200_000) . '"'/e;
+
+    my $file = File::Temp->new(SUFFIX => '.json');
+    print $file $big;
+    close $file;
+    chmod 0644, "$file";
+
+    my $timeout = 300 * $slow;
+    my $n = LLMNode->new(http => <<"END");
+    llm_provider big uri=/_llm/big;
+
+    server {
+        listen 127.0.0.1:\@FAKE\@;
+        default_type application/json;
+        location = /big.json { alias $file; }
+    }
+
+    server {
+        listen 127.0.0.1:\@PORT\@;
+
+        location /chat {
+            llm_fallback_chain big;
+            llm_cache redis=127.0.0.1:$port timeout=${timeout}ms;
+        }
+
+        location = /_llm/big {
+            internal;
+            proxy_method GET;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_pass http://127.0.0.1:\@FAKE\@/big.json;
+        }
+    }
+END
 
     my $hi = '{"messages":[{"role":"user","content":"hi"}]}';
     my $r = $n->request(body => $hi);
-    is(cache_of($r), 'MISS', 'MISS: the answer is being stored, slowly');
+    is(cache_of($r), 'MISS', 'MISS: the 200 KB answer is being stored, slowly');
+    is(length($r->{body}), length($big), "the client got it whole")
+        or diag("$r->{status} " . substr($r->{body}, 0, 300));
 
     my $t0 = time;
     my @during;
@@ -428,7 +467,7 @@ subtest 'a slow SET does not hold up the lookups of other requests, and is '
     }
 
     is_deeply(\@during, [qw(MISS MISS MISS)],
-              'lookups made while the SETs are written are answered: '
+              'lookups made while the large SETs are written are answered: '
               . 'MISS, never ERROR');
     cmp_ok(time - $t0, '<', $delay, 'and none of them waited for a SET');
 

@@ -179,19 +179,20 @@ sub cache_key {
     return ($o{prefix} // 'llm:') . 'v1:' . sha256_hex($buf);
 }
 
-# slow_set_redis(delay => S): a fake Redis (RESP over TCP, one process,
-# every connection served from one select loop) that takes S seconds over
-# each SET, as a real one does over a large value on a slow link: that
-# connection's later commands wait behind it, in order, while other
-# connections are served at once. GET, SET (PX is ignored), AUTH, SELECT
-# and PING; the values are shared by all connections. Returns its port;
-# it is killed when the suite ends. "SETS" answers the number of SETs
-# done so far.
+# slow_set_redis(delay => S, min => BYTES): a fake Redis (RESP over TCP,
+# one process, every connection served from one select loop) that takes S
+# seconds over each SET of a value of at least BYTES (default 0), as a
+# real one does over a large value on a slow link: that connection's later
+# commands wait behind it, in order, while other connections are served at
+# once. GET, SET (PX is ignored), AUTH, SELECT and PING; the values are
+# shared by all connections. Returns its port; it is killed when the suite
+# ends. "SETS" answers the number of SETs done so far.
 my @fakes;
 
 sub slow_set_redis {
     my (%o) = @_;
     my $delay = $o{delay} // 1;
+    my $min = $o{min} // 0;
     my $srv = IO::Socket::INET->new(Listen => 64, LocalAddr => '127.0.0.1',
                                     LocalPort => 0, ReuseAddr => 1)
         or die "cannot listen: $!";
@@ -286,10 +287,15 @@ sub slow_set_redis {
                 my $cmd = shift @{ $c->{queue} };
                 my $name = uc $cmd->[0];
 
-                if ($name eq 'SET') {
+                if ($name eq 'SET' && length($cmd->[2] // '') >= $min) {
                     $c->{doing} = $cmd;
                     $c->{busy} = $now + $delay;
                     last;
+                }
+
+                if ($name eq 'SET') {
+                    $data{ $cmd->[1] } = $cmd->[2];
+                    $sets++;
                 }
 
                 syswrite $c->{fh},
