@@ -319,7 +319,7 @@ ngx_http_llm_fallback_init_module(ngx_cycle_t *cycle)
 
     json_object_seed(0);
 
-    return NGX_OK;
+    return ngx_http_llm_fallback_breaker_commit(cycle);
 }
 
 

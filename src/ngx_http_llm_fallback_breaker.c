@@ -42,6 +42,8 @@ static ngx_int_t ngx_http_llm_fallback_breaker_init_zone(
     ngx_shm_zone_t *shm_zone, void *data);
 static ngx_uint_t ngx_http_llm_fallback_breaker_sync(
     ngx_http_llm_fallback_breaker_t *cb);
+static ngx_uint_t ngx_http_llm_fallback_breaker_configured(
+    ngx_http_llm_fallback_breaker_t *cb, ngx_http_llm_fallback_node_t *node);
 static ngx_http_llm_fallback_node_t *ngx_http_llm_fallback_breaker_lookup(
     ngx_http_llm_fallback_breaker_t *cb, ngx_str_t *name, uint32_t hash);
 static ngx_int_t ngx_http_llm_fallback_breaker_admit(
@@ -218,8 +220,8 @@ ngx_http_llm_fallback_circuit_breaker(ngx_conf_t *cf, ngx_command_t *cmd,
 
 invalid:
 
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\"", &value[i]);
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"",
+                       ngx_http_llm_fallback_conf_param(cf, &value[i]));
     return NGX_CONF_ERROR;
 }
 
@@ -282,7 +284,7 @@ ngx_http_llm_fallback_breaker_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     cb = shm_zone->data;
 
     if (ocb) {
-        /* a reload: keep the state of the providers that still exist */
+        /* a reload: the state is kept, new providers get a node */
 
         cb->sh = ocb->sh;
         cb->shpool = ocb->shpool;
@@ -353,9 +355,12 @@ sync:
 
 
 /*
- * at start and on every reload, in the master: forget the providers
- * that are no longer configured, add the new ones; the nodes are made
- * here so that the request path never allocates
+ * at start and on every reload, in the master: add the new providers;
+ * the nodes are made here so that the request path never allocates.
+ * Nothing is removed here: the reload may still fail (a listen socket
+ * that cannot be bound), and the running workers would lose the state
+ * of providers they still use.  The providers the new configuration
+ * dropped are forgotten by ngx_http_llm_fallback_breaker_commit().
  */
 
 static ngx_uint_t
@@ -364,7 +369,6 @@ ngx_http_llm_fallback_breaker_sync(ngx_http_llm_fallback_breaker_t *cb)
     size_t                             size;
     uint32_t                           hash;
     ngx_uint_t                         i, missing;
-    ngx_queue_t                       *q, *next;
     ngx_http_llm_fallback_node_t      *node;
     ngx_http_llm_fallback_provider_t  *p;
 
@@ -372,33 +376,6 @@ ngx_http_llm_fallback_breaker_sync(ngx_http_llm_fallback_breaker_t *cb)
     missing = 0;
 
     ngx_shmtx_lock(&cb->shpool->mutex);
-
-    for (q = ngx_queue_head(&cb->sh->queue);
-         q != ngx_queue_sentinel(&cb->sh->queue);
-         q = next)
-    {
-        next = ngx_queue_next(q);
-
-        node = ngx_queue_data(q, ngx_http_llm_fallback_node_t, queue);
-
-        for (i = 0; i < cb->providers->nelts; i++) {
-            if (p[i].name.len == node->sn.str.len
-                && ngx_memcmp(p[i].name.data, node->sn.str.data,
-                              p[i].name.len)
-                   == 0)
-            {
-                break;
-            }
-        }
-
-        if (i < cb->providers->nelts) {
-            continue;
-        }
-
-        ngx_queue_remove(q);
-        ngx_rbtree_delete(&cb->sh->rbtree, &node->sn.node);
-        ngx_slab_free_locked(cb->shpool, node);
-    }
 
     for (i = 0; i < cb->providers->nelts; i++) {
 
@@ -430,6 +407,77 @@ ngx_http_llm_fallback_breaker_sync(ngx_http_llm_fallback_breaker_t *cb)
     ngx_shmtx_unlock(&cb->shpool->mutex);
 
     return missing;
+}
+
+
+/*
+ * init_module, in the master, once the new configuration is committed
+ * (its listen sockets are open and nothing can fail any more): forget
+ * the providers it no longer has.  Workers of the previous generation
+ * that still finish requests for them find no node and count nothing.
+ */
+
+ngx_int_t
+ngx_http_llm_fallback_breaker_commit(ngx_cycle_t *cycle)
+{
+    ngx_queue_t                        *q, *next;
+    ngx_http_llm_fallback_node_t       *node;
+    ngx_http_llm_fallback_breaker_t    *cb;
+    ngx_http_llm_fallback_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_llm_fallback_module);
+
+    if (lmcf == NULL || lmcf->breaker == NULL || lmcf->breaker->sh == NULL) {
+        return NGX_OK;
+    }
+
+    cb = lmcf->breaker;
+
+    ngx_shmtx_lock(&cb->shpool->mutex);
+
+    for (q = ngx_queue_head(&cb->sh->queue);
+         q != ngx_queue_sentinel(&cb->sh->queue);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+
+        node = ngx_queue_data(q, ngx_http_llm_fallback_node_t, queue);
+
+        if (ngx_http_llm_fallback_breaker_configured(cb, node)) {
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        ngx_rbtree_delete(&cb->sh->rbtree, &node->sn.node);
+        ngx_slab_free_locked(cb->shpool, node);
+    }
+
+    ngx_shmtx_unlock(&cb->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_llm_fallback_breaker_configured(ngx_http_llm_fallback_breaker_t *cb,
+    ngx_http_llm_fallback_node_t *node)
+{
+    ngx_uint_t                         i;
+    ngx_http_llm_fallback_provider_t  *p;
+
+    p = cb->providers->elts;
+
+    for (i = 0; i < cb->providers->nelts; i++) {
+        if (p[i].name.len == node->sn.str.len
+            && ngx_memcmp(p[i].name.data, node->sn.str.data, p[i].name.len)
+               == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -566,9 +614,14 @@ ngx_http_llm_fallback_breaker_admit(ngx_http_llm_fallback_breaker_t *cb,
             goto skip;
         }
 
-        /* the trials were never given back: their worker is gone */
+        /*
+         * the trials were never given back: their worker is gone, or
+         * they run for longer than that (a long stream); should they
+         * report after all, they no longer count as trials
+         */
 
         st->probes = 0;
+        st->probe_gen++;
     }
 
     if (probe == NULL) {
@@ -578,6 +631,7 @@ ngx_http_llm_fallback_breaker_admit(ngx_http_llm_fallback_breaker_t *cb,
     st->probes++;
     st->probe_time = now;
     probe->active = 1;
+    probe->gen = st->probe_gen;
 
     return NGX_OK;
 
@@ -660,6 +714,11 @@ ngx_http_llm_fallback_breaker_report(ngx_http_request_t *r,
     node = ngx_http_llm_fallback_breaker_lookup(cb, &p->name, hash);
 
     if (node) {
+        if (probe && ctx->probe->gen != node->stats.probe_gen) {
+            /* a trial taken for lost: its slot went to another one */
+            probe = 0;
+        }
+
         if (probe && node->stats.probes) {
             node->stats.probes--;
         }
@@ -909,7 +968,7 @@ ngx_http_llm_fallback_breaker_cleanup(void *data)
 
     node = ngx_http_llm_fallback_breaker_lookup(cb, probe->name, probe->hash);
 
-    if (node && node->stats.probes) {
+    if (node && node->stats.probes && node->stats.probe_gen == probe->gen) {
         node->stats.probes--;
     }
 

@@ -49,6 +49,17 @@
 #define NGX_HTTP_LLM_FALLBACK_CACHE_WS(c)                                     \
     ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 
+/*
+ * an entry is at most llm_max_response_size and this much more (the
+ * provider, the model, the time stored): a larger one is neither stored
+ * nor read
+ */
+#define NGX_HTTP_LLM_FALLBACK_CACHE_META    4096
+
+/* the longest provider name and model an entry may carry */
+#define NGX_HTTP_LLM_FALLBACK_CACHE_NAME    256
+#define NGX_HTTP_LLM_FALLBACK_CACHE_MODEL   1024
+
 
 struct ngx_http_llm_fallback_cache_conf_s {
     ngx_http_llm_fallback_redis_server_t  *server;
@@ -97,6 +108,8 @@ static u_char *ngx_http_llm_fallback_cache_skip_string(u_char *p,
     u_char *last);
 static ngx_int_t ngx_http_llm_fallback_cache_string(ngx_http_request_t *r,
     u_char *start, u_char *end, ngx_str_t *out);
+static ngx_int_t ngx_http_llm_fallback_cache_names(ngx_http_request_t *r,
+    ngx_http_llm_fallback_cache_entry_t *entry);
 static ngx_int_t ngx_http_llm_fallback_cache_prepare(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_cache_entry_t *entry, ngx_uint_t status);
@@ -124,6 +137,11 @@ static ngx_uint_t  ngx_http_llm_fallback_cache_stats[] = {
     NGX_HTTP_LLM_FALLBACK_STAT_CACHE_BYPASS,
     NGX_HTTP_LLM_FALLBACK_STAT_CACHE_ERROR
 };
+
+
+/* the characters of an HTTP token besides letters and digits */
+
+static u_char  ngx_http_llm_fallback_cache_tchar[] = "!#$%&'*+-.^_`|~";
 
 
 static ngx_str_t  ngx_http_llm_fallback_cache_default_key =
@@ -270,16 +288,11 @@ ngx_http_llm_fallback_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
 invalid:
 
-    /* the value of password= is not repeated in the log */
-
-    if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"password=\" of \"llm_cache\"");
-        return NGX_CONF_ERROR;
-    }
+    /* the value of password= (or of a misspelt one) is not printed */
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\" of \"llm_cache\"", &value[i]);
+                       "invalid parameter \"%V\" of \"llm_cache\"",
+                       ngx_http_llm_fallback_conf_param(cf, &value[i]));
     return NGX_CONF_ERROR;
 }
 
@@ -400,6 +413,7 @@ ngx_http_llm_fallback_cache_lookup(ngx_http_request_t *r,
     op->server = conf->server;
     op->handler = ngx_http_llm_fallback_cache_resume;
     op->data = cc;
+    op->max = ctx->conf->max_response_size + NGX_HTTP_LLM_FALLBACK_CACHE_META;
 
     rc = ngx_http_llm_fallback_redis_get(op, &cc->key, conf->timeout);
 
@@ -476,6 +490,16 @@ ngx_http_llm_fallback_cache_resume(ngx_http_llm_fallback_redis_op_t *op)
 
     case NGX_DECLINED:
         cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_MISS;
+
+        if (op->too_large) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "llm cache: ignored an entry of %uz bytes, more "
+                          "than llm_max_response_size %uz and %d bytes of "
+                          "metadata, \"%V\"",
+                          op->value.len, ctx->conf->max_response_size,
+                          NGX_HTTP_LLM_FALLBACK_CACHE_META, &cc->key);
+        }
+
         break;
 
     default: /* NGX_ERROR */
@@ -559,6 +583,17 @@ ngx_http_llm_fallback_cache_store(ngx_http_request_t *r,
     *p++ = '}';
 
     value.len = p - value.data;
+
+    if (value.len > ctx->conf->max_response_size
+                    + NGX_HTTP_LLM_FALLBACK_CACHE_META)
+    {
+        /* it would never be read */
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "llm cache: not stored, %uz bytes is too large",
+                       value.len);
+        return;
+    }
 
     if (ngx_http_llm_fallback_redis_set(cc->conf->server, &cc->key, &value,
                                         cc->conf->ttl + cc->conf->stale,
@@ -954,6 +989,13 @@ ngx_http_llm_fallback_cache_parse(ngx_http_request_t *r,
         goto invalid;
     }
 
+    if (ngx_http_llm_fallback_cache_names(r, entry) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "llm cache: ignored an entry with an invalid provider "
+                      "or model name \"%V\"", &cc->key);
+        return NGX_DECLINED;
+    }
+
     return NGX_OK;
 
 invalid:
@@ -1101,6 +1143,65 @@ ngx_http_llm_fallback_cache_string(ngx_http_request_t *r, u_char *start,
     ngx_memcpy(out->data, json_string_value(s), out->len);
 
     json_decref(s);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The provider and model of an entry go into X-LLM-Provider, $llm_provider
+ * and $llm_model, so a tampered entry must not carry a header into the
+ * response: the provider is one configured here or, for an entry another
+ * node stored, an HTTP token (RFC 9110 tchar); the model has no control
+ * characters.
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_cache_names(ngx_http_request_t *r,
+    ngx_http_llm_fallback_cache_entry_t *entry)
+{
+    u_char                             *p, *last;
+    ngx_http_llm_fallback_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llm_fallback_module);
+
+    if (entry->provider.len > NGX_HTTP_LLM_FALLBACK_CACHE_NAME
+        || entry->model.len > NGX_HTTP_LLM_FALLBACK_CACHE_MODEL)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_llm_fallback_find_provider(lmcf, entry->provider.data,
+                                            entry->provider.len)
+        == NULL)
+    {
+        p = entry->provider.data;
+        last = p + entry->provider.len;
+
+        for ( /* void */ ; p < last; p++) {
+
+            if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+                || (*p >= '0' && *p <= '9')
+                || ngx_strlchr(ngx_http_llm_fallback_cache_tchar,
+                               ngx_http_llm_fallback_cache_tchar
+                               + sizeof(ngx_http_llm_fallback_cache_tchar) - 1,
+                               *p))
+            {
+                continue;
+            }
+
+            return NGX_DECLINED;
+        }
+    }
+
+    p = entry->model.data;
+    last = p + entry->model.len;
+
+    for ( /* void */ ; p < last; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            return NGX_DECLINED;
+        }
+    }
 
     return NGX_OK;
 }

@@ -19,6 +19,20 @@ static char *ngx_http_llm_fallback_set_key(ngx_conf_t *cf,
     ngx_http_llm_fallback_provider_t *p, ngx_str_t *value);
 
 
+/* parameter names that say their value is a secret, in lowercase */
+
+static ngx_str_t  ngx_http_llm_fallback_secret_names[] = {
+    ngx_string("key"),
+    ngx_string("pass"),
+    ngx_string("secret"),
+    ngx_string("token"),
+    ngx_null_string
+};
+
+
+static ngx_str_t  ngx_http_llm_fallback_redacted = ngx_string("[redacted]");
+
+
 static ngx_http_llm_fallback_format_t  *ngx_http_llm_fallback_formats[] = {
     &ngx_http_llm_fallback_format_openai,
     &ngx_http_llm_fallback_format_anthropic,
@@ -274,8 +288,58 @@ invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid parameter \"%V\" of llm provider \"%V\"",
-                       &value[i], &value[1]);
+                       ngx_http_llm_fallback_conf_param(cf, &value[i]),
+                       &value[1]);
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * A parameter as configuration errors print it: the value of one whose
+ * name contains "key", "pass", "secret" or "token", in any case, is
+ * replaced, so that a misspelt "api_key=" or "password=" never prints
+ * the secret (nginx -t output ends up in CI logs and tickets).
+ */
+
+ngx_str_t *
+ngx_http_llm_fallback_conf_param(ngx_conf_t *cf, ngx_str_t *value)
+{
+    u_char      *eq, *p;
+    ngx_str_t   *s, *w;
+
+    eq = ngx_strlchr(value->data, value->data + value->len, '=');
+
+    if (eq == NULL || eq + 1 == value->data + value->len) {
+        return value;
+    }
+
+    for (w = ngx_http_llm_fallback_secret_names; w->len; w++) {
+        if (ngx_strlcasestrn(value->data, eq, w->data, w->len - 1)) {
+            break;
+        }
+    }
+
+    if (w->len == 0) {
+        return value;
+    }
+
+    s = ngx_palloc(cf->temp_pool, sizeof(ngx_str_t));
+    if (s == NULL) {
+        return &ngx_http_llm_fallback_redacted;
+    }
+
+    s->len = eq + 1 - value->data + ngx_http_llm_fallback_redacted.len;
+
+    s->data = ngx_pnalloc(cf->temp_pool, s->len);
+    if (s->data == NULL) {
+        return &ngx_http_llm_fallback_redacted;
+    }
+
+    p = ngx_cpymem(s->data, value->data, eq + 1 - value->data);
+    ngx_memcpy(p, ngx_http_llm_fallback_redacted.data,
+               ngx_http_llm_fallback_redacted.len);
+
+    return s;
 }
 
 
@@ -668,8 +732,8 @@ ngx_http_llm_fallback_on(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 invalid:
 
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\"", &value[i]);
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"",
+                       ngx_http_llm_fallback_conf_param(cf, &value[i]));
     return NGX_CONF_ERROR;
 }
 
@@ -730,7 +794,7 @@ ngx_http_llm_fallback_retries(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 invalid:
 
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\"", &value[i]);
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"",
+                       ngx_http_llm_fallback_conf_param(cf, &value[i]));
     return NGX_CONF_ERROR;
 }

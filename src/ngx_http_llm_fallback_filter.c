@@ -19,6 +19,22 @@
 
 #define NGX_HTTP_LLM_FALLBACK_CAPTURE_MIN  4096
 
+/*
+ * the most allocated for an answer before its bytes arrive, whatever
+ * its Content-Length claims: the buffer grows with the data
+ */
+#define NGX_HTTP_LLM_FALLBACK_CAPTURE_FIRST  65536
+
+/* the 413 for a body over client_max_body_size, with the limit */
+#define NGX_HTTP_LLM_FALLBACK_TOO_LARGE                                       \
+    "{\"error\":{\"message\":\"The request body is larger than this "         \
+    "endpoint accepts (client_max_body_size %O bytes).\",\"type\":"          \
+    "\"invalid_request_error\",\"param\":null,"                              \
+    "\"code\":\"request_too_large\"}}"
+
+/* seconds: about 68 years, still an int32 */
+#define NGX_HTTP_LLM_FALLBACK_RETRY_AFTER_MAX  0x7fffffff
+
 
 static ngx_int_t ngx_http_llm_fallback_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llm_fallback_body_filter(ngx_http_request_t *r,
@@ -27,6 +43,13 @@ static void ngx_http_llm_fallback_append(ngx_http_request_t *r,
     ngx_http_llm_fallback_sr_ctx_t *sc, u_char *data, size_t size);
 static time_t ngx_http_llm_fallback_retry_after(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llm_fallback_is_event_stream(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llm_fallback_is_too_large(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llm_fallback_too_large_header(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_llm_fallback_too_large_body(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_llm_fallback_too_large_text(ngx_http_request_t *r,
+    ngx_str_t *text);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -84,6 +107,10 @@ ngx_http_llm_fallback_header_filter(ngx_http_request_t *r)
     sc = ngx_http_llm_fallback_attempt_ctx(r);
 
     if (sc == NULL) {
+        if (ngx_http_llm_fallback_is_too_large(r)) {
+            return ngx_http_llm_fallback_too_large_header(r);
+        }
+
         return ngx_http_next_header_filter(r);
     }
 
@@ -120,13 +147,15 @@ ngx_http_llm_fallback_header_filter(ngx_http_request_t *r)
     }
 
     if (len > 0) {
-        sc->start = ngx_pnalloc(r->pool, (size_t) len);
+        size = (size_t) ngx_min(len, NGX_HTTP_LLM_FALLBACK_CAPTURE_FIRST);
+
+        sc->start = ngx_pnalloc(r->pool, size);
         if (sc->start == NULL) {
             return NGX_ERROR;
         }
 
         sc->last = sc->start;
-        sc->end = sc->start + len;
+        sc->end = sc->start + size;
     }
 
     return NGX_OK;
@@ -151,6 +180,10 @@ ngx_http_llm_fallback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     sc = ngx_http_llm_fallback_attempt_ctx(r);
 
     if (sc == NULL) {
+        if (ngx_http_llm_fallback_is_too_large(r)) {
+            return ngx_http_llm_fallback_too_large_body(r, in);
+        }
+
         return ngx_http_next_body_filter(r, in);
     }
 
@@ -221,6 +254,7 @@ static void
 ngx_http_llm_fallback_append(ngx_http_request_t *r,
     ngx_http_llm_fallback_sr_ctx_t *sc, u_char *data, size_t size)
 {
+    off_t    len;
     u_char  *p;
     size_t   used, need, cap, max;
 
@@ -236,7 +270,17 @@ ngx_http_llm_fallback_append(ngx_http_request_t *r,
     if (need > (size_t) (sc->end - sc->start)) {
         cap = ngx_max((size_t) (sc->end - sc->start) * 2,
                       NGX_HTTP_LLM_FALLBACK_CAPTURE_MIN);
-        cap = ngx_min(ngx_max(cap, need), max);
+        cap = ngx_max(cap, need);
+
+        /* doubling stops at the announced length, once it is near */
+
+        len = r->headers_out.content_length_n;
+
+        if (len > 0 && (off_t) need <= len && (off_t) cap > len) {
+            cap = (size_t) len;
+        }
+
+        cap = ngx_min(cap, max);
 
         p = ngx_pnalloc(r->pool, cap);
         if (p == NULL) {
@@ -275,11 +319,16 @@ ngx_http_llm_fallback_is_event_stream(ngx_http_request_t *r)
 }
 
 
-/* Retry-After in seconds or as an HTTP date; -1 when absent */
+/*
+ * Retry-After in seconds or as an HTTP date; -1 when absent or invalid.
+ * Seconds saturate at NGX_HTTP_LLM_FALLBACK_RETRY_AFTER_MAX: a value too
+ * large for any clock is as long as can be, not a wrapped short one.
+ */
 
 static time_t
 ngx_http_llm_fallback_retry_after(ngx_http_request_t *r)
 {
+    u_char           *p, *last;
     time_t            t;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -309,9 +358,20 @@ ngx_http_llm_fallback_retry_after(ngx_http_request_t *r)
             continue;
         }
 
-        t = ngx_atotm(h[i].value.data, h[i].value.len);
+        p = h[i].value.data;
+        last = p + h[i].value.len;
 
-        if (t != NGX_ERROR) {
+        for (t = 0; p < last && *p >= '0' && *p <= '9'; p++) {
+            if (t > (NGX_HTTP_LLM_FALLBACK_RETRY_AFTER_MAX - (*p - '0')) / 10)
+            {
+                t = NGX_HTTP_LLM_FALLBACK_RETRY_AFTER_MAX;
+
+            } else {
+                t = t * 10 + (*p - '0');
+            }
+        }
+
+        if (p == last && h[i].value.len) {
             return t;
         }
 
@@ -325,4 +385,126 @@ ngx_http_llm_fallback_retry_after(ngx_http_request_t *r)
     }
 
     return -1;
+}
+
+
+/*
+ * nginx's own 413 (a body over client_max_body_size, found before or
+ * while the module reads it) on an llm_fallback_chain location is sent
+ * in the OpenAI error shape, not as nginx's HTML page: SDK clients show
+ * an HTML body as their error message.  r->err_status is set by nginx's
+ * special response only, so a 413 the module sends itself, or an
+ * error_page of the operator (another location), is left alone.
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_is_too_large(ngx_http_request_t *r)
+{
+    ngx_http_llm_fallback_loc_conf_t  *lcf;
+
+    if (r != r->main || r->err_status != NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return 0;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_llm_fallback_module);
+
+    return lcf->chain != NULL || lcf->chain_var != NULL;
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_too_large_header(ngx_http_request_t *r)
+{
+    ngx_str_t  text;
+
+    if (ngx_http_llm_fallback_too_large_text(r, &text) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.charset.len = 0;
+
+    r->headers_out.content_length_n = text.len;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+/* the HTML page is dropped; the JSON goes in its place, at its end */
+
+static ngx_int_t
+ngx_http_llm_fallback_too_large_body(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t    *b;
+    ngx_str_t     text;
+    ngx_uint_t    last;
+    ngx_chain_t  *cl, out;
+
+    last = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        if (cl->buf->last_buf) {
+            last = 1;
+        }
+
+        cl->buf->pos = cl->buf->last;
+
+        if (cl->buf->in_file) {
+            cl->buf->file_pos = cl->buf->file_last;
+        }
+    }
+
+    if (!last) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_llm_fallback_too_large_text(r, &text) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = text.data;
+    b->last = text.data + text.len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_too_large_text(ngx_http_request_t *r, ngx_str_t *text)
+{
+    u_char                    *p;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    p = ngx_pnalloc(r->pool,
+                    sizeof(NGX_HTTP_LLM_FALLBACK_TOO_LARGE) + NGX_OFF_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    text->data = p;
+    text->len = ngx_sprintf(p, NGX_HTTP_LLM_FALLBACK_TOO_LARGE,
+                            clcf->client_max_body_size)
+                - p;
+
+    return NGX_OK;
 }

@@ -714,7 +714,10 @@ ngx_http_llm_fallback_retry_delay(ngx_http_llm_fallback_ctx_t *ctx,
     ngx_uint_t  i;
 
     if (sc->retry_after >= 0) {
-        if ((ngx_msec_t) sc->retry_after * 1000 > ctx->conf->max_backoff) {
+
+        /* in seconds: a huge Retry-After must not wrap in milliseconds */
+
+        if (sc->retry_after > (time_t) (ctx->conf->max_backoff / 1000)) {
             return NGX_CONF_UNSET_MSEC;
         }
 

@@ -128,6 +128,7 @@ typedef struct {
     ngx_uint_t                        failures;     /* in the window */
     ngx_uint_t                        consecutive;
     ngx_uint_t                        probes;       /* trials in flight */
+    ngx_uint_t                        probe_gen;    /* slots reclaimed */
     ngx_msec_t                        window_start;
     ngx_msec_t                        open_until;
     ngx_msec_t                        cooldown;     /* of the last opening */
@@ -221,12 +222,17 @@ typedef struct {
 } ngx_http_llm_fallback_breaker_t;
 
 
-/* a half-open trial slot held by a request, given back by a cleanup */
+/*
+ * a half-open trial slot held by a request, given back by a cleanup;
+ * "gen" is the node's probe_gen when the slot was taken: once the slots
+ * were reclaimed as lost, a late report leaves the new trials' count be
+ */
 typedef struct {
     ngx_http_llm_fallback_breaker_t  *breaker;
     ngx_str_t                        *name;
     uint32_t                          hash;
     ngx_uint_t                        active;
+    ngx_uint_t                        gen;
 } ngx_http_llm_fallback_probe_t;
 
 
@@ -423,6 +429,8 @@ ngx_http_llm_fallback_provider_t *ngx_http_llm_fallback_find_provider(
     ngx_http_llm_fallback_main_conf_t *lmcf, u_char *name, size_t len);
 ngx_http_llm_fallback_format_t *ngx_http_llm_fallback_find_format(
     ngx_str_t *name);
+ngx_str_t *ngx_http_llm_fallback_conf_param(ngx_conf_t *cf,
+    ngx_str_t *value);
 
 /* handler.c */
 ngx_int_t ngx_http_llm_fallback_handler(ngx_http_request_t *r);
@@ -502,6 +510,7 @@ char *ngx_http_llm_fallback_circuit_breaker(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_llm_fallback_breaker_init(ngx_conf_t *cf,
     ngx_http_llm_fallback_main_conf_t *lmcf);
+ngx_int_t ngx_http_llm_fallback_breaker_commit(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_llm_fallback_breaker_acquire(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p);
 void ngx_http_llm_fallback_breaker_report(ngx_http_request_t *r,

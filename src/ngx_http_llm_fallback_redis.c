@@ -29,6 +29,17 @@
  * (DEBUG SLEEP, a stopped process, a black-holed address) costs each
  * request at most its own timeout, and the connection is made again.
  *
+ * Large stores (SET of more than NGX_HTTP_LLM_FALLBACK_REDIS_SMALL_SET
+ * bytes) go over a second connection of their own: Redis answers a
+ * connection's commands in order, and a large answer takes a while to be
+ * written and read, so a lookup pipelined behind one would wait for it,
+ * and the watchdog would close the connection with every lookup on it.
+ * Small ones stay with the lookups, in order: a lookup sent after a store
+ * sees it.  The large stores' watchdog is ten times "timeout", at least a
+ * second; while NGX_HTTP_LLM_FALLBACK_REDIS_MAX_WRITES stores or
+ * NGX_HTTP_LLM_FALLBACK_REDIS_MAX_UNSENT unsent bytes wait on it, more are
+ * dropped (not stored): a slow Redis never piles answers up in memory.
+ *
  * hiredis calls a callback exactly once per accepted command, with a NULL
  * reply when the connection is freed, possibly long after the request
  * that sent it has gone.  It is therefore given a token that lives as
@@ -40,6 +51,12 @@
 
 #define NGX_HTTP_LLM_FALLBACK_REDIS_MIN_BACKOFF  100
 #define NGX_HTTP_LLM_FALLBACK_REDIS_MAX_BACKOFF  2000
+
+/* the large stores' connection: its watchdog, when stores are dropped */
+#define NGX_HTTP_LLM_FALLBACK_REDIS_SMALL_SET    65536
+#define NGX_HTTP_LLM_FALLBACK_REDIS_WRITE_MIN    1000
+#define NGX_HTTP_LLM_FALLBACK_REDIS_MAX_WRITES   64
+#define NGX_HTTP_LLM_FALLBACK_REDIS_MAX_UNSENT   (16 * 1024 * 1024)
 
 
 struct ngx_http_llm_fallback_redis_token_s {
@@ -58,8 +75,10 @@ struct ngx_http_llm_fallback_redis_s {
     ngx_http_llm_fallback_redis_token_t  *free;
 
     ngx_uint_t                            pending;
+    ngx_msec_t                            timeout;   /* the watchdog */
     ngx_msec_t                            backoff;
     ngx_msec_t                            retry_at;
+    const char                           *role;      /* for logs */
 
     /* writes the commands of one event loop turn at once */
     ngx_event_t                           flush;
@@ -110,6 +129,11 @@ static void ngx_http_llm_fallback_redis_get_done(redisAsyncContext *ac,
 
 static void ngx_http_llm_fallback_redis_op_handler(ngx_event_t *ev);
 static void ngx_http_llm_fallback_redis_op_cleanup(void *data);
+static ngx_http_llm_fallback_redis_t *ngx_http_llm_fallback_redis_create(
+    ngx_cycle_t *cycle, ngx_http_llm_fallback_redis_server_t *server,
+    ngx_msec_t timeout, const char *role);
+static void ngx_http_llm_fallback_redis_free(
+    ngx_http_llm_fallback_redis_t *rd);
 
 
 ngx_http_llm_fallback_redis_server_t *
@@ -242,8 +266,8 @@ ngx_http_llm_fallback_redis_add(ngx_conf_t *cf, ngx_str_t *addr,
 ngx_int_t
 ngx_http_llm_fallback_redis_init_process(ngx_cycle_t *cycle)
 {
+    ngx_msec_t                              timeout;
     ngx_uint_t                              i;
-    ngx_http_llm_fallback_redis_t          *rd;
     ngx_http_llm_fallback_main_conf_t      *lmcf;
     ngx_http_llm_fallback_redis_server_t  **sp;
 
@@ -257,26 +281,55 @@ ngx_http_llm_fallback_redis_init_process(ngx_cycle_t *cycle)
     sp = lmcf->redis->elts;
 
     for (i = 0; i < lmcf->redis->nelts; i++) {
-        rd = ngx_pcalloc(cycle->pool, sizeof(ngx_http_llm_fallback_redis_t));
-        if (rd == NULL) {
-            return NGX_ERROR;
-        }
-
-        rd->server = sp[i];
-        rd->log = cycle->log;
-        rd->pool = cycle->pool;
-        rd->retry_at = ngx_current_msec;
-
-        rd->flush.handler = ngx_http_llm_fallback_redis_flush_handler;
-        rd->flush.data = rd;
-        rd->flush.log = cycle->log;
 
         /* connected lazily, on first use */
 
-        sp[i]->redis = rd;
+        sp[i]->redis = ngx_http_llm_fallback_redis_create(cycle, sp[i],
+                                                          sp[i]->timeout,
+                                                          "");
+        if (sp[i]->redis == NULL) {
+            return NGX_ERROR;
+        }
+
+        timeout = ngx_max(sp[i]->timeout * 10,
+                          NGX_HTTP_LLM_FALLBACK_REDIS_WRITE_MIN);
+
+        sp[i]->writer = ngx_http_llm_fallback_redis_create(cycle, sp[i],
+                                                           timeout,
+                                                           " (large stores)");
+        if (sp[i]->writer == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
+}
+
+
+static ngx_http_llm_fallback_redis_t *
+ngx_http_llm_fallback_redis_create(ngx_cycle_t *cycle,
+    ngx_http_llm_fallback_redis_server_t *server, ngx_msec_t timeout,
+    const char *role)
+{
+    ngx_http_llm_fallback_redis_t  *rd;
+
+    rd = ngx_pcalloc(cycle->pool, sizeof(ngx_http_llm_fallback_redis_t));
+    if (rd == NULL) {
+        return NULL;
+    }
+
+    rd->server = server;
+    rd->log = cycle->log;
+    rd->pool = cycle->pool;
+    rd->timeout = timeout;
+    rd->role = role;
+    rd->retry_at = ngx_current_msec;
+
+    rd->flush.handler = ngx_http_llm_fallback_redis_flush_handler;
+    rd->flush.data = rd;
+    rd->flush.log = cycle->log;
+
+    return rd;
 }
 
 
@@ -284,7 +337,6 @@ void
 ngx_http_llm_fallback_redis_exit_process(ngx_cycle_t *cycle)
 {
     ngx_uint_t                              i;
-    ngx_http_llm_fallback_redis_t          *rd;
     ngx_http_llm_fallback_main_conf_t      *lmcf;
     ngx_http_llm_fallback_redis_server_t  **sp;
 
@@ -298,18 +350,24 @@ ngx_http_llm_fallback_redis_exit_process(ngx_cycle_t *cycle)
     sp = lmcf->redis->elts;
 
     for (i = 0; i < lmcf->redis->nelts; i++) {
-        rd = sp[i]->redis;
+        ngx_http_llm_fallback_redis_free(sp[i]->redis);
+        ngx_http_llm_fallback_redis_free(sp[i]->writer);
+    }
+}
 
-        if (rd == NULL) {
-            continue;
-        }
 
-        rd->exiting = 1;
+static void
+ngx_http_llm_fallback_redis_free(ngx_http_llm_fallback_redis_t *rd)
+{
+    if (rd == NULL) {
+        return;
+    }
 
-        if (rd->ac) {
-            /* runs the pending callbacks, the cleanup hook, closes the fd */
-            redisAsyncFree(rd->ac);
-        }
+    rd->exiting = 1;
+
+    if (rd->ac) {
+        /* runs the pending callbacks, the cleanup hook, closes the fd */
+        redisAsyncFree(rd->ac);
     }
 }
 
@@ -396,10 +454,26 @@ ngx_http_llm_fallback_redis_set(ngx_http_llm_fallback_redis_server_t *server,
     u_char                          *p, buf[NGX_INT_T_LEN];
     ngx_http_llm_fallback_redis_t   *rd;
 
-    rd = server->redis;
+    rd = (value->len > NGX_HTTP_LLM_FALLBACK_REDIS_SMALL_SET)
+         ? server->writer : server->redis;
 
     if (rd == NULL || ngx_http_llm_fallback_redis_connect(rd) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    /* Redis is slower than the answers come: drop, do not pile up */
+
+    if (rd == server->writer
+        && (rd->pending >= NGX_HTTP_LLM_FALLBACK_REDIS_MAX_WRITES
+            || (rd->pending
+                && sdslen(rd->ac->c.obuf) + value->len
+                   > NGX_HTTP_LLM_FALLBACK_REDIS_MAX_UNSENT)))
+    {
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "llm cache: SET \"%V\" dropped, %ui stores and "
+                       "%uz bytes wait", key, rd->pending,
+                       sdslen(rd->ac->c.obuf));
+        return NGX_DECLINED;
     }
 
     p = ngx_sprintf(buf, "%M", ttl);
@@ -465,8 +539,8 @@ ngx_http_llm_fallback_redis_connect(ngx_http_llm_fallback_redis_t *rd)
 
     if (ac->err) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "llm cache: connect() to redis %V failed: %s",
-                      &s->name, ac->errstr);
+                      "llm cache: connect() to redis %V%s failed: %s",
+                      &s->name, rd->role, ac->errstr);
         redisAsyncFree(ac);
         goto failed;
     }
@@ -576,7 +650,7 @@ ngx_http_llm_fallback_redis_sent(ngx_http_llm_fallback_redis_t *rd)
     rev = rd->connection->read;
 
     if (!rev->timer_set) {
-        ngx_add_timer(rev, rd->server->timeout);
+        ngx_add_timer(rev, rd->timeout);
     }
 }
 
@@ -653,7 +727,7 @@ ngx_http_llm_fallback_redis_replied(ngx_http_llm_fallback_redis_t *rd,
     rev = rd->connection->read;
 
     if (rd->pending) {
-        ngx_add_timer(rev, rd->server->timeout);
+        ngx_add_timer(rev, rd->timeout);
 
     } else if (rev->timer_set) {
         ngx_del_timer(rev);
@@ -887,8 +961,8 @@ ngx_http_llm_fallback_redis_read_handler(ngx_event_t *rev)
         rev->timedout = 0;
 
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "llm cache: redis %V timed out, closing the connection",
-                      &rd->server->name);
+                      "llm cache: redis %V%s timed out, closing the "
+                      "connection", &rd->server->name, rd->role);
 
         /* a hung server: back off before connecting again */
 
@@ -927,8 +1001,8 @@ ngx_http_llm_fallback_redis_connected(const redisAsyncContext *ac,
 
     if (status != REDIS_OK) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "llm cache: connect() to redis %V failed: %s",
-                      &rd->server->name, ac->errstr);
+                      "llm cache: connect() to redis %V%s failed: %s",
+                      &rd->server->name, rd->role, ac->errstr);
         return;
     }
 
@@ -947,8 +1021,8 @@ ngx_http_llm_fallback_redis_disconnected(const redisAsyncContext *ac,
 
     if (status != REDIS_OK && !rd->exiting) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "llm cache: lost the connection to redis %V: %s",
-                      &rd->server->name,
+                      "llm cache: lost the connection to redis %V%s: %s",
+                      &rd->server->name, rd->role,
                       ac->errstr[0] ? ac->errstr : "closed");
     }
 }
@@ -1027,6 +1101,16 @@ ngx_http_llm_fallback_redis_get_done(redisAsyncContext *ac, void *reply,
         op->rc = NGX_ERROR;
 
     } else if (rr->type == REDIS_REPLY_NIL) {
+        op->rc = NGX_DECLINED;
+
+    } else if (rr->type == REDIS_REPLY_STRING
+               && op->max && (size_t) rr->len > op->max)
+    {
+        /* not copied: the caller logs it and takes it for a nil */
+
+        op->value.data = NULL;
+        op->value.len = rr->len;
+        op->too_large = 1;
         op->rc = NGX_DECLINED;
 
     } else if (rr->type == REDIS_REPLY_STRING) {

@@ -26,9 +26,9 @@ typedef void (*ngx_http_llm_fallback_redis_handler_pt)(
 
 /*
  * A Redis server as configured: one per address, db and password, shared
- * by every location that names it.  The worker's connection to it lives
- * in "redis", created in init_process: configuration is never written to
- * at request time.
+ * by every location that names it.  The worker's connections to it live
+ * in "redis" (lookups, small stores) and "writer" (large stores), created
+ * in init_process: configuration is never written to at request time.
  */
 
 typedef struct {
@@ -39,14 +39,16 @@ typedef struct {
     ngx_str_t                             password;
     ngx_msec_t                            timeout;
     ngx_http_llm_fallback_redis_t        *redis;
+    ngx_http_llm_fallback_redis_t        *writer;
 } ngx_http_llm_fallback_redis_server_t;
 
 
 /*
  * A command bound to a request; allocated by the caller from r->pool.
  * The handler runs from a posted event, never from inside hiredis, with
- * rc NGX_OK (value set), NGX_DECLINED (nil) or NGX_ERROR (Redis failed,
- * timed out or is unavailable).
+ * rc NGX_OK (value set), NGX_DECLINED (nil, or a value longer than "max":
+ * then too_large is set and value.len is its length, nothing is copied)
+ * or NGX_ERROR (Redis failed, timed out or is unavailable).
  */
 
 struct ngx_http_llm_fallback_redis_op_s {
@@ -54,9 +56,11 @@ struct ngx_http_llm_fallback_redis_op_s {
     ngx_http_llm_fallback_redis_server_t   *server;
     ngx_http_llm_fallback_redis_handler_pt  handler;
     void                                   *data;
+    size_t                                  max;
 
     ngx_int_t                               rc;
     ngx_str_t                               value;
+    unsigned                                too_large:1;
 
     /* private */
     ngx_event_t                             event;

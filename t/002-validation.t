@@ -292,8 +292,7 @@ Content-Type: application/json
 
 
 
-=== TEST 26: a body over client_max_body_size is nginx's 413
---- no_schema_check
+=== TEST 26: a body over client_max_body_size is a 413 in the OpenAI error shape
 --- config
     location /small {
         client_max_body_size 1k;
@@ -304,6 +303,9 @@ Content-Type: application/json
 --- more_headers
 Content-Type: application/json
 --- error_code: 413
+--- response_headers
+Content-Type: application/json
+--- response_body_like: ^\{"error":\{"message":"The request body is larger than this endpoint accepts \(client_max_body_size 1024 bytes\)\.","type":"invalid_request_error","param":null,"code":"request_too_large"\}\}$
 --- error_log
 client intended to send too large body
 --- no_error_log

@@ -173,3 +173,77 @@ llm fallback: every attempt failed: p500:http_500,p503:http_503,prefused:error,p
 --- response_headers
 X-LLM-Provider: ok2
 X-LLM-Attempts: 3
+
+
+
+=== TEST 13: a huge Retry-After (2^64 ms in seconds) moves on at once: it does not wrap to a short one
+--- http_config
+    llm_provider phuge uri=/_huge/429;
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_2;
+        default_type application/json;
+
+        location = /429 {
+            add_header Retry-After 18446744073709552 always;
+            return 429 '{"error":{"message":"later","type":"rate_limit_error"}}';
+        }
+    }
+--- config
+    location /_huge/ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_2/;
+    }
+
+    location /chat {
+        llm_retries 3 backoff=10ms max_backoff=2s;
+        llm_fallback_chain phuge ok;
+    }
+--- error_code: 200
+--- response_headers
+X-LLM-Provider: ok
+X-LLM-Attempts: 2
+X-LLM-Fallback: phuge:http_429
+
+
+
+=== TEST 14: a Retry-After beyond any time value is as long as can be: no retry, the breaker opens for max_cooldown
+--- http_config
+    llm_circuit_breaker zone=cb:64k cooldown=10s max_cooldown=5m;
+    llm_provider phuge uri=/_huge/429;
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_2;
+        default_type application/json;
+
+        location = /429 {
+            add_header Retry-After 999999999999999999999999999999 always;
+            return 429 '{"error":{"message":"later","type":"rate_limit_error"}}';
+        }
+    }
+--- config
+    location /_huge/ {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_2/;
+    }
+
+    location /chat {
+        llm_retries 3 backoff=10ms max_backoff=2s;
+        llm_fallback_chain phuge ok;
+    }
+
+    location = /error.log { root logs; }
+--- request eval
+["POST /chat\n" . '{"messages":[{"role":"user","content":"hi"}]}',
+ "POST /chat\n" . '{"messages":[{"role":"user","content":"hi"}]}',
+ "GET /error.log"]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[200, 200, 200]
+--- response_headers eval
+["X-LLM-Attempts: 2\nX-LLM-Fallback: phuge:http_429",
+ "X-LLM-Attempts: 1\nX-LLM-Fallback: phuge:open", ""]
+--- response_body_like eval
+["hello from ok", "hello from ok",
+ qr/\Qllm provider "phuge" circuit breaker opened for 300000ms by Retry-After\E/]

@@ -178,3 +178,65 @@ qr/\[emerg\] (?:\d+#\d+: )?"llm_fallback_tries" directive invalid number in \S+n
 --- config
 --- error_log eval
 qr/\[emerg\] (?:\d+#\d+: )?llm provider "a" has more than one of "api_key=", "api_key_file=" and "api_key_env="/
+
+
+
+=== TEST 19: a typo of api_key= names the parameter, never its value
+--- http_config
+    llm_provider a uri=/_llm/a apikey=sk-live-0123456789abcdef;
+--- config
+--- error_log eval
+qr/\[emerg\] (?:\d+#\d+: )?invalid parameter "apikey=\[redacted\]" of llm provider "a" in \S+nginx\.conf:\d+/
+--- no_error_log
+sk-live-0123456789abcdef
+
+
+
+=== TEST 20: any parameter named like a secret (key, pass, secret, token; any case) is redacted
+--- http_config
+    llm_provider a uri=/_llm/a X-API-KEY=sk-live-0123456789abcdef;
+--- config
+--- error_log
+invalid parameter "X-API-KEY=[redacted]" of llm provider "a"
+--- no_error_log
+sk-live-0123456789abcdef
+
+
+
+=== TEST 21: llm_circuit_breaker: an unknown secret-like parameter is redacted
+--- http_config
+    llm_circuit_breaker zone=cb:64k Secret_Token=hunter2-very-secret;
+--- config
+--- error_log
+invalid parameter "Secret_Token=[redacted]"
+--- no_error_log
+hunter2-very-secret
+
+
+
+=== TEST 22: llm_cache: a typo of password= is redacted
+--- config
+    location /chat { llm_cache redis=127.0.0.1:6379 passwd=hunter2-very-secret; }
+--- error_log
+invalid parameter "passwd=[redacted]" of "llm_cache"
+--- no_error_log
+hunter2-very-secret
+
+
+
+=== TEST 23: llm_retries: an unknown secret-like parameter is redacted
+--- config
+    location /chat { llm_retries 1 auth_token=hunter2-very-secret; }
+--- error_log
+invalid parameter "auth_token=[redacted]"
+--- no_error_log
+hunter2-very-secret
+
+
+
+=== TEST 24: other invalid parameters are printed whole
+--- http_config
+    llm_provider a uri=/_llm/a modle=gpt-4o;
+--- config
+--- error_log
+invalid parameter "modle=gpt-4o" of llm provider "a"

@@ -20,6 +20,7 @@ if (!$LLMRedis::Available) {
 }
 
 plan('no_plan');
+no_long_string();
 
 our $Hi = '{"messages":[{"role":"user","content":"hi"}]}';
 our $Ok = LLMFake::completion('hello from ok');
@@ -1039,3 +1040,145 @@ invalid port in "redis=127.0.0.1:99999" of "llm_cache"
 --- must_die
 --- error_log
 invalid parameter "password=" of "llm_cache"
+
+
+
+=== TEST 46: a tampered entry whose provider name carries CR LF injects no header: MISS, a fresh answer, the entry replaced
+--- init
+my $now = int(Time::HiRes::time() * 1000);
+LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['ok']),
+    '{"provider":"ok\r\nX-Injected: 1","model":"m","stored":' . $now
+    . ',"completion":' . LLMFake::completion('tampered') . '}');
+--- config
+    location /chat {
+        llm_fallback_chain ok;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    }
+--- request eval
+[main::chat(), main::chat()]
+--- error_code eval
+[200, 200]
+--- response_headers eval
+["X-LLM-Cache: MISS\nX-LLM-Provider: ok\n!X-Injected",
+ "X-LLM-Cache: HIT\nX-LLM-Provider: ok\n!X-Injected"]
+--- response_body_like eval
+["hello from ok", "hello from ok"]
+
+
+
+=== TEST 47: a tampered entry whose model carries CR LF does not reach $llm_model
+--- init
+my $now = int(Time::HiRes::time() * 1000);
+LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['ok']),
+    '{"provider":"ok","model":"m\u000d\u000aX-Injected: 1","stored":' . $now
+    . ',"completion":' . LLMFake::completion('tampered') . '}');
+--- config
+    location /chat {
+        llm_fallback_chain ok;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
+        add_header X-Model "$llm_model";
+    }
+--- request eval
+main::chat()
+--- error_code: 200
+--- response_headers
+X-LLM-Cache: MISS
+X-Model: fake-model
+!X-Injected
+--- response_body_like: hello from ok
+--- error_log
+llm cache: ignored an entry with an invalid provider or model name
+
+
+
+=== TEST 48: a provider name that is not configured here must be a plain token
+--- init
+my $now = int(Time::HiRes::time() * 1000);
+LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['ok']),
+    '{"provider":"else where","model":"m","stored":' . $now
+    . ',"completion":' . LLMFake::completion('tampered') . '}');
+--- config
+    location /chat {
+        llm_fallback_chain ok;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    }
+--- request eval
+main::chat()
+--- error_code: 200
+--- response_headers
+X-LLM-Cache: MISS
+X-LLM-Provider: ok
+--- response_body_like: hello from ok
+--- error_log
+llm cache: ignored an entry with an invalid provider or model name
+
+
+
+=== TEST 49: an entry larger than llm_max_response_size and its metadata is not read: MISS, a fresh answer
+--- init
+my $now = int(Time::HiRes::time() * 1000);
+LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['ok']),
+    '{"provider":"ok","model":"m","stored":' . $now
+    . ',"completion":' . LLMFake::completion('x' x 20000) . '}');
+--- config
+    location /chat {
+        llm_fallback_chain ok;
+        llm_max_response_size 8k;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    }
+--- request eval
+main::chat()
+--- error_code: 200
+--- response_headers
+X-LLM-Cache: MISS
+X-LLM-Provider: ok
+--- response_body_like: hello from ok
+--- error_log eval
+qr/\[warn\] .*llm cache: ignored an entry of 20\d{3} bytes, more than llm_max_response_size 8192 and 4096 bytes of metadata/
+
+
+
+=== TEST 49b: the fresh answer replaces the oversized entry
+--- init
+my $now = int(Time::HiRes::time() * 1000);
+LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['ok']),
+    '{"provider":"ok","model":"m","stored":' . $now
+    . ',"completion":' . LLMFake::completion('x' x 20000) . '}');
+--- config
+    location /chat {
+        llm_fallback_chain ok;
+        llm_max_response_size 8k;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    }
+--- request eval
+[main::chat(), main::chat()]
+--- error_code eval
+[200, 200]
+--- response_headers eval
+["X-LLM-Cache: MISS\nX-LLM-Provider: ok", "X-LLM-Cache: HIT\nX-LLM-Provider: ok"]
+--- response_body_like eval
+["hello from ok", "hello from ok"]
+
+
+
+=== TEST 50: an entry of llm_max_response_size, metadata aside, is read
+--- init
+my $now = int(Time::HiRes::time() * 1000);
+LLMRedis::redis_cmd('SET', LLMRedis::cache_key(request => $main::Hi, chain => ['p503']),
+    '{"provider":"elsewhere","model":"m","stored":' . $now
+    . ',"completion":' . LLMFake::completion('x' x 7900) . '}');
+--- config
+    location /chat {
+        llm_fallback_chain p503;
+        llm_max_response_size 8k;
+        llm_cache redis=127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    }
+--- request eval
+main::chat()
+--- error_code: 200
+--- response_headers
+X-LLM-Cache: HIT
+X-LLM-Provider: elsewhere
+--- response_body_like: x{7900}
+--- no_error_log
+[warn]

@@ -13,6 +13,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use JSON::PP ();
 use POSIX ();
+use File::Temp ();
 
 use LLMNode;
 
@@ -403,6 +404,91 @@ subtest 'a client that goes away while its lookup is pending' => sub {
     $n->stop;
     $m->stop;
     redis_stop($port);
+};
+
+
+subtest 'a slow large SET does not hold up the lookups of other requests, '
+      . 'and is not cut short by their timeout' => sub {
+    # every SET of 64 KB or more takes 1.5 s, as on a slow link; a lookup
+    # must never wait behind one (timeout= is 300 ms)
+    my $delay = 1.5 * $slow;
+    my $port = slow_set_redis(delay => $delay, min => 65536);
+
+    # a 200 KB answer, served from a file (too long for a config string)
+    my $big = $ok;
+    $big =~ s/"content":"hello"/'"content":"' . ('x' x 200_000) . '"'/e;
+
+    my $file = File::Temp->new(SUFFIX => '.json');
+    print $file $big;
+    close $file;
+    chmod 0644, "$file";
+
+    my $timeout = 300 * $slow;
+    my $n = LLMNode->new(http => <<"END");
+    llm_provider big uri=/_llm/big;
+
+    server {
+        listen 127.0.0.1:\@FAKE\@;
+        default_type application/json;
+        location = /big.json { alias $file; }
+    }
+
+    server {
+        listen 127.0.0.1:\@PORT\@;
+
+        location /chat {
+            llm_fallback_chain big;
+            llm_cache redis=127.0.0.1:$port timeout=${timeout}ms;
+        }
+
+        location = /_llm/big {
+            internal;
+            proxy_method GET;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_pass http://127.0.0.1:\@FAKE\@/big.json;
+        }
+    }
+END
+
+    my $hi = '{"messages":[{"role":"user","content":"hi"}]}';
+    my $r = $n->request(body => $hi);
+    is(cache_of($r), 'MISS', 'MISS: the 200 KB answer is being stored, slowly');
+    is(length($r->{body}), length($big), "the client got it whole")
+        or diag("$r->{status} " . substr($r->{body}, 0, 300));
+
+    my $t0 = time;
+    my @during;
+
+    for my $i (1 .. 3) {
+        $r = $n->request(body => qq({"messages":[{"role":"user",)
+                                 . qq("content":"other $i"}]}));
+        push @during, cache_of($r);
+    }
+
+    is_deeply(\@during, [qw(MISS MISS MISS)],
+              'lookups made while the large SETs are written are answered: '
+              . 'MISS, never ERROR');
+    cmp_ok(time - $t0, '<', $delay, 'and none of them waited for a SET');
+
+    # the four SETs finish one after another on their own connection
+
+    my $sets = 0;
+    for (1 .. 100) {
+        $sets = eval { LLMRedis::redis_cmd_at($port, 'SETS') } // 0;
+        last if $sets >= 4;
+        sleep 0.1 * $slow;
+    }
+
+    is($sets, 4, 'every SET was done: none was cut short by a watchdog');
+
+    $r = $n->request(body => $hi);
+    is(cache_of($r), 'HIT', 'the first answer is a HIT');
+
+    unlike($n->error_log, qr/timed out/, 'no timeout logged');
+
+    no_crash($n, 'slow SET');
+    $n->stop;
 };
 
 

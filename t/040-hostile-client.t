@@ -594,7 +594,7 @@ LLMHostile::unparsable("'[' or '{' expected near end of file")
 
 
 
-=== TEST 27: a body larger than client_max_body_size is nginx's 413
+=== TEST 27: a body larger than client_max_body_size is a 413 in the OpenAI error shape, not nginx's HTML page
 --- config
     location /small {
         client_max_body_size 1k;
@@ -603,13 +603,16 @@ LLMHostile::unparsable("'[' or '{' expected near end of file")
 --- request eval
 LLMHostile::post(LLMHostile::content('x' x 2000), '/small')
 --- error_code: 413
---- response_body_like: <title>413 Request Entity Too Large</title>
+--- response_headers
+Content-Type: application/json
+--- response_body chomp
+{"error":{"message":"The request body is larger than this endpoint accepts (client_max_body_size 1024 bytes).","type":"invalid_request_error","param":null,"code":"request_too_large"}}
 --- error_log
 client intended to send too large body: 2043 bytes
 
 
 
-=== TEST 28: a chunked body larger than client_max_body_size is nginx's 413 too
+=== TEST 28: a chunked body larger than client_max_body_size is a JSON 413 too
 --- config
     location /small {
         client_max_body_size 1k;
@@ -622,9 +625,29 @@ client intended to send too large body: 2043 bytes
 Content-Type: application/json
 Transfer-Encoding: chunked
 --- error_code: 413
---- response_body_like: <title>413 Request Entity Too Large</title>
+--- response_headers
+Content-Type: application/json
+--- response_body chomp
+{"error":{"message":"The request body is larger than this endpoint accepts (client_max_body_size 1024 bytes).","type":"invalid_request_error","param":null,"code":"request_too_large"}}
 --- error_log
 client intended to send too large chunked body: 
+
+
+
+=== TEST 28a: other locations keep nginx's own 413 page
+--- config
+    location /plain {
+        client_max_body_size 1k;
+        return 200 'fine';
+    }
+--- request eval
+LLMHostile::post(LLMHostile::content('x' x 2000), '/plain')
+--- error_code: 413
+--- response_headers
+Content-Type: text/html
+--- response_body_like: <title>413 Request Entity Too Large</title>
+--- error_log
+client intended to send too large body: 2043 bytes
 
 
 

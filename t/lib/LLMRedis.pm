@@ -20,7 +20,7 @@ use JSON::PP ();
 use Exporter 'import';
 
 our @EXPORT = qw(redis_start redis_stop redis_cmd redis_cmd_at redis_send
-                 redis_socket cache_key free_port);
+                 redis_socket cache_key free_port slow_set_redis);
 
 my $owner = $$;
 my %servers;    # port => { pid, dir, args }
@@ -179,6 +179,135 @@ sub cache_key {
     return ($o{prefix} // 'llm:') . 'v1:' . sha256_hex($buf);
 }
 
+# slow_set_redis(delay => S, min => BYTES): a fake Redis (RESP over TCP,
+# one process, every connection served from one select loop) that takes S
+# seconds over each SET of a value of at least BYTES (default 0), as a
+# real one does over a large value on a slow link: that connection's later
+# commands wait behind it, in order, while other connections are served at
+# once. GET, SET (PX is ignored), AUTH, SELECT and PING; the values are
+# shared by all connections. Returns its port; it is killed when the suite
+# ends. "SETS" answers the number of SETs done so far.
+my @fakes;
+
+sub slow_set_redis {
+    my (%o) = @_;
+    my $delay = $o{delay} // 1;
+    my $min = $o{min} // 0;
+    my $srv = IO::Socket::INET->new(Listen => 64, LocalAddr => '127.0.0.1',
+                                    LocalPort => 0, ReuseAddr => 1)
+        or die "cannot listen: $!";
+    my $port = $srv->sockport;
+
+    my $pid = fork // die "fork: $!";
+
+    if ($pid) {
+        close $srv;
+        push @fakes, $pid;
+        return $port;
+    }
+
+    require IO::Select;
+
+    my $sel = IO::Select->new($srv);
+    my (%conn, %data);
+    my $sets = 0;
+
+    my $bulk = sub {
+        my ($v) = @_;
+        return defined $v ? '$' . length($v) . "\r\n$v\r\n" : "\$-1\r\n";
+    };
+
+    # one command from the front of $$buf, or undef when incomplete
+    my $parse = sub {
+        my ($buf) = @_;
+        return undef unless $$buf =~ /\A\*(\d+)\r\n/;
+        my ($n, $pos, @args) = ($1, length($&));
+
+        for (1 .. $n) {
+            my $rest = substr($$buf, $pos);
+            return undef unless $rest =~ /\A\$(\d+)\r\n/;
+            my $len = $1;
+            my $start = $pos + length($&);
+            return undef if length($$buf) < $start + $len + 2;
+            push @args, substr($$buf, $start, $len);
+            $pos = $start + $len + 2;
+        }
+
+        substr($$buf, 0, $pos) = '';
+        return \@args;
+    };
+
+    while (1) {
+        my $now = Time::HiRes::time();
+        my $wait = 0.5;
+
+        for my $c (values %conn) {
+            $wait = 0 if ($c->{doing} || @{ $c->{queue} })
+                         && $c->{busy} <= $now;
+            $wait = $c->{busy} - $now
+                if $c->{busy} > $now && $c->{busy} - $now < $wait;
+        }
+
+        for my $fh ($sel->can_read($wait)) {
+            if ($fh == $srv) {
+                my $c = $srv->accept or next;
+                $sel->add($c);
+                $conn{fileno $c} = { fh => $c, buf => '', queue => [],
+                                     busy => 0, doing => undef };
+                next;
+            }
+
+            my $c = $conn{fileno $fh};
+            my $n = sysread($fh, $c->{buf}, 1 << 20, length $c->{buf});
+
+            if (!$n) {
+                $sel->remove($fh);
+                delete $conn{fileno $fh};
+                close $fh;
+                next;
+            }
+
+            while (my $cmd = $parse->(\$c->{buf})) {
+                push @{ $c->{queue} }, $cmd;
+            }
+        }
+
+        $now = Time::HiRes::time();
+
+        for my $c (values %conn) {
+            next if $c->{busy} > $now;
+
+            if (my $set = delete $c->{doing}) {
+                $data{ $set->[1] } = $set->[2];
+                $sets++;
+                syswrite $c->{fh}, "+OK\r\n";
+            }
+
+            while (@{ $c->{queue} }) {
+                my $cmd = shift @{ $c->{queue} };
+                my $name = uc $cmd->[0];
+
+                if ($name eq 'SET' && length($cmd->[2] // '') >= $min) {
+                    $c->{doing} = $cmd;
+                    $c->{busy} = $now + $delay;
+                    last;
+                }
+
+                if ($name eq 'SET') {
+                    $data{ $cmd->[1] } = $cmd->[2];
+                    $sets++;
+                }
+
+                syswrite $c->{fh},
+                    $name eq 'GET' ? $bulk->($data{ $cmd->[1] })
+                  : $name eq 'PING' ? "+PONG\r\n"
+                  : $name eq 'SETS' ? ":$sets\r\n"
+                  : "+OK\r\n";
+            }
+        }
+    }
+}
+
 # false when redis-server is not installed: the suites skip themselves
 our $Available;
 
@@ -201,6 +330,7 @@ END {
 
     if ($$ == $owner) {
         redis_stop($_, kill => 1) for keys %servers;
+        kill 'KILL', @fakes if @fakes;
     }
 }
 
