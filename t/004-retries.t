@@ -233,6 +233,7 @@ X-LLM-Fallback: phuge:http_429
     }
 
     location = /error.log { root logs; }
+--- no_schema_check: 2
 --- request eval
 ["POST /chat\n" . '{"messages":[{"role":"user","content":"hi"}]}',
  "POST /chat\n" . '{"messages":[{"role":"user","content":"hi"}]}',

@@ -415,8 +415,10 @@ subtest 'a slow large SET does not hold up the lookups of other requests, '
     my $port = slow_set_redis(delay => $delay, min => 65536);
 
     # a 200 KB answer, served from a file (too long for a config string)
+    # in the full shape the real API sends, so that it is passed on as is
     my $big = $ok;
-    $big =~ s/"content":"hello"/'"content":"' . ('x' x 200_000) . '"'/e;
+    $big =~ s/"content":"hello"/'"content":"' . ('x' x 200_000) . '","refusal":null'/e;
+    $big =~ s/"finish_reason"/"logprobs":null,"finish_reason"/;
 
     my $file = File::Temp->new(SUFFIX => '.json');
     print $file $big;
