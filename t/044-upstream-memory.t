@@ -117,7 +117,12 @@ sub chat {
     return { status => $status // 0, h => \%h, body => $rest // '' };
 }
 
-my $pid = worker_pid();
+# the master may not have started its worker yet: wait up to 10 s
+my $pid;
+for (1 .. 100) {
+    last if $pid = worker_pid();
+    select(undef, undef, undef, 0.1);
+}
 ok($pid, "worker pid $pid");
 
 for (1 .. 2) {

@@ -103,7 +103,12 @@ sub stream {
     return ($events, $last eq 'data: [DONE]' && $raw eq '' ? 1 : 0);
 }
 
-my $pid = worker_pid();
+# the master may not have started its worker yet: wait up to 10 s
+my $pid;
+for (1 .. 100) {
+    last if $pid = worker_pid();
+    select(undef, undef, undef, 0.1);
+}
 ok($pid, "worker pid $pid");
 
 my ($events, $done) = stream('/chat1');
