@@ -770,7 +770,7 @@ ngx_http_llm_fallback_breaker_report(ngx_http_request_t *r,
 }
 
 
-/* the state machine of DESIGN 5, under the mutex */
+/* the state machine of README "Circuit breaker", under the mutex */
 
 static ngx_uint_t
 ngx_http_llm_fallback_breaker_update(ngx_http_llm_fallback_breaker_t *cb,

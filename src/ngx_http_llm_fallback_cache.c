@@ -13,7 +13,7 @@
 
 
 /*
- * The response cache (DESIGN 6).
+ * The response cache (README "Response cache").
  *
  * Key: prefix "v1:" hex(SHA-256(canonical request, chain, scope)), where
  * the canonical request is the client's JSON without "stream" and

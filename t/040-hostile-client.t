@@ -2,7 +2,7 @@
 # huge strings and arrays, invalid UTF-8, NUL, numbers out of range,
 # duplicate keys, wrong types at every field, bodies nginx refuses, slow
 # and pipelining clients, other HTTP versions and methods. Each gets its
-# status from DESIGN 9 (400/405/413/415 in the OpenAI error shape) or
+# status from README "Errors" (400/405/413/415 in the OpenAI error shape) or
 # nginx's own, and the worker survives: master_on() makes a crash visible
 # as "exited on signal" (checked in every block), and most blocks send a
 # normal request afterwards, which must still be answered. The blocks

@@ -1,4 +1,4 @@
-# Streaming (DESIGN 8) from OpenAI-format providers: events split at
+# Streaming (README "Streaming") from OpenAI-format providers: events split at
 # every byte, the commit point (every failure before the first content
 # falls back invisibly), the error event after it, the idle timeout, a
 # client that goes away.

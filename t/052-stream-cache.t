@@ -1,4 +1,4 @@
-# A completed stream is cached like a completion (DESIGN 6, 8): a later
+# A completed stream is cached like a completion (README "Response cache", "Streaming"): a later
 # request gets it as JSON, or replayed as SSE chunks when it streams.  A
 # stream that broke after the commit point is not cached.  Real Redis.
 

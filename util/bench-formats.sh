@@ -19,8 +19,8 @@ duration=${2:-5s}
 nginx=${NGINX_BIN:-/usr/sbin/nginx}
 so=${MODULE_SO:-$top/build/nginx/ngx_http_llm_fallback_module.so}
 echo_so=${ECHO_SO:-/usr/lib/nginx/modules/ngx_http_echo_module.so}
-lua=${BENCH_LUA:-$top/../shared/bench/post.lua}
-body=${BENCH_BODY_FILE:-$top/../shared/bench/chat-request.json}
+lua=${BENCH_LUA:-$top/bench/post.lua}
+body=${BENCH_BODY_FILE:-$top/bench/chat-request.json}
 fake_port=${FAKE_PORT:-18401}
 gw_port=${GW_PORT:-18402}
 
