@@ -41,7 +41,8 @@ const cfg = JSON.parse(process.argv[2]);
 const rand = makeRng(cfg.seed);
 const anthropic = cfg.format === 'anthropic';
 
-const stats = { requests: 0, bad_requests: 0, refused_outages: 0,
+const stats = { requests: 0, bad_requests: 0, bad_samples: [],
+                refused_outages: 0,
                 outages: 0, faults: {}, events_4k: 0, events_8k: 0,
                 largest_event: 0 };
 
@@ -525,9 +526,18 @@ function handle(req, res) {
 
         const path = anthropic ? '/v1/messages' : '/v1/chat/completions';
 
+        // X-Soak-Content-Type: $content_type in the provider location
+        const ct = req.headers['x-soak-content-type'];
+
         if (req.method !== 'POST' || req.url !== path || body === null
-            || (anthropic && typeof body.max_tokens !== 'number'))
+            || (anthropic && typeof body.max_tokens !== 'number')
+            || (ct !== undefined && ct !== 'application/json'))
         {
+            if (stats.bad_samples.length < 3) {
+                stats.bad_samples.push({ method: req.method, url: req.url,
+                                         headers: req.headers });
+            }
+
             // never expected: the client would get a 400
             stats.bad_requests++;
             sendJson(res, 400, errorBody(400));

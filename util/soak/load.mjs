@@ -1,7 +1,7 @@
 // The soak's load client (node util/soak/load.mjs CONFIG-JSON), forked by
 // soak.mjs. CONFIG: {seed, reliable: [provider...], abortShare, profiles:
 // [{name, proto: "h1"|"h2", port, paths: [...], clients, sessions,
-//   streamShare, uniqueShare, pool, prefix, slow, deadlineMs}]}.
+//   streamShare, uniqueShare, pool, prefix, slow, deadlineMs, think}]}.
 //
 // Each profile runs CLIENTS loops, each sending one request after the
 // other to one of PATHS: over HTTP/1.1 keep-alive connections (one
@@ -10,7 +10,8 @@
 // STREAMSHARE of them are "stream": true. UNIQUESHARE of the prompts are
 // new (cache MISS), the others come from a pool of POOL (cache HIT while
 // the entry is younger than ttl); PREFIX starts every prompt (the fakes
-// read it: "S" asks a bulk provider for a long answer).
+// read it: "S" asks a bulk provider for a long answer). THINK: [lo, hi]
+// ms between two requests of a loop.
 //
 // SLOW loops read slowly: over HTTP/1.1 on a new connection for each
 // request, they read nothing for 1.5-4 s (the socket buffers fill, nginx
@@ -664,6 +665,10 @@ async function one(prof, client) {
 async function loop(prof, client) {
     while (!stopping) {
         await one(prof, client);
+
+        if (prof.think) {
+            await new Promise((r) => setTimeout(r, rand.int(...prof.think)));
+        }
     }
 }
 

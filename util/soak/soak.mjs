@@ -427,14 +427,18 @@ function nginxConf(failing = false) {
             internal;
             proxy_pass http://127.0.0.1:${port('anthropic_flaky')}/v1/messages;
             proxy_http_version 1.1;
+            proxy_set_header X-Soak-Content-Type $content_type;
             proxy_read_timeout 10s;
         }
 
+        # $content_type walks the subrequest's headers (the fake checks
+        # what arrives): the headers the module sets must be whole
         location = /_llm/healthy {
             internal;
             proxy_pass http://healthy/v1/chat/completions;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header X-Soak-Content-Type $content_type;
             proxy_read_timeout 60s;
         }
 
@@ -442,6 +446,7 @@ function nginxConf(failing = false) {
             internal;
             proxy_pass http://127.0.0.1:${port('bulk_anthropic')}/v1/messages;
             proxy_http_version 1.1;
+            proxy_set_header X-Soak-Content-Type $content_type;
             proxy_read_timeout 10s;
         }
 
@@ -450,6 +455,7 @@ function nginxConf(failing = false) {
             proxy_pass http://bulk_openai/v1/chat/completions;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header X-Soak-Content-Type $content_type;
             proxy_read_timeout 10s;
         }
 
@@ -1224,10 +1230,10 @@ function clientProfiles() {
           pool: 200, prefix: '' },
         { name: 'big', proto: 'h1', port: nginxPort, paths: big,
           clients: n(0.04), streamShare: 0.85, uniqueShare: 0.5, pool: 20,
-          prefix: 'b' },
+          prefix: 'b', think: [50, 250] },
         { name: 'big-h2', proto: 'h2', port: h2Port, paths: big,
           clients: n(0.01), sessions: 1, streamShare: 0.85,
-          uniqueShare: 0.5, pool: 20, prefix: 'b' },
+          uniqueShare: 0.5, pool: 20, prefix: 'b', think: [50, 250] },
         { name: 'slow', proto: 'h1', port: slowPort, paths: big,
           clients: n(0.08), slow: true, streamShare: 0.9, uniqueShare: 0.5,
           pool: 10, prefix: 'S' },
@@ -1429,6 +1435,9 @@ function summarize(load, fakeStat, old, shutdown, idle) {
       + ` 9", ${elog.expected.killLock} "was locked by"`);
     p('');
 
+    const badRequests = Object.values(fakeStat)
+        .reduce((a, x) => a + (x?.bad_requests ?? 0), 0);
+
     p('faults injected by the fake providers:');
     for (const [name, s] of Object.entries(fakeStat)) {
         if (!s) {
@@ -1439,6 +1448,9 @@ function summarize(load, fakeStat, old, shutdown, idle) {
           + (s.bad_requests ? `, ${s.bad_requests} BAD REQUESTS` : ''));
         p('    ' + sorted(s.faults).map(([k, v]) => `${k}:${v}`)
             .join(' '));
+        for (const b of s.bad_samples ?? []) {
+            p(`    a bad request: ${JSON.stringify(b).slice(0, 600)}`);
+        }
     }
     p(`chaos: ${reloads.length} reloads (SIGHUP), Redis killed`
       + ` ${redisStats.kills} times and restarted ${redisStats.restarts};`
@@ -1559,6 +1571,8 @@ function summarize(load, fakeStat, old, shutdown, idle) {
              kills.length === KILLS && kills.every((k) => k.respawned),
              `${kills.filter((k) => k.respawned).length} of ${KILLS}`],
         ]),
+        ['the providers got only well-formed requests (method, path, JSON,'
+         + ' headers)', badRequests === 0, `${badRequests} bad`],
         ['zero "exited on signal", [alert], [crit], [emerg], "zero size'
          + ' buf" lines (but our SIGKILLs\' and failing reloads\')',
          elog.badCount === 0, `${elog.badCount}`],
