@@ -16,8 +16,10 @@
 #   make lint        C style checks (util/lint.sh)
 #   make fuzz        libFuzzer harnesses of the JSON scanner and the
 #                    translators, FUZZ_SECONDS each (default 60)
-#   make soak        200 clients through flaky providers, Redis restarts and
-#                    reloads for SOAK_SECONDS (default 1800), pass criteria
+#   make soak        200 clients (HTTP/1.1, HTTP/2, slow readers) through
+#                    flaky providers, large events, black-holed servers,
+#                    Redis restarts, reloads good and failing and a killed
+#                    worker for SOAK_SECONDS (default 1800), pass criteria
 #                    (util/soak/); logs in build/soak
 #   make bench       the module against plain proxy_pass (bench/run.sh)
 #   make bench-callgrind  instructions per request (bench/callgrind.sh)

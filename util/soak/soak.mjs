@@ -13,7 +13,7 @@
 //   SOAK_SEED    random (printed; fakes and clients draw from it)
 //   SOAK_RELOAD_EVERY 30, SOAK_REDIS_EVERY 60, SOAK_REDIS_DOWN 10 (s;
 //                0 turns a fault off)
-//   SOAK_WINDOW  60 (30 when SOAK_SECONDS < 600): the first and last
+//   SOAK_WINDOW  60 (30 when SOAK_SECONDS < 135): the first and last
 //                windows whose averages of worker RSS and fds are compared
 //   SOAK_WARMUP  15 (s before the first window)
 //   SOAK_RSS_MIB 5, SOAK_FDS 20: the most RSS and fd growth that is flat
@@ -52,7 +52,7 @@ const SEED = num(env.SOAK_SEED, Math.floor(Math.random() * 1e9));
 const RELOAD_EVERY = num(env.SOAK_RELOAD_EVERY, 30);
 const REDIS_EVERY = num(env.SOAK_REDIS_EVERY, 60);
 const REDIS_DOWN = num(env.SOAK_REDIS_DOWN, 10);
-const WINDOW = num(env.SOAK_WINDOW, SECONDS < 600 ? 30 : 60);
+const WINDOW = num(env.SOAK_WINDOW, SECONDS < 135 ? 30 : 60);
 const WARMUP = num(env.SOAK_WARMUP, 15);
 const RSS_MIB = num(env.SOAK_RSS_MIB, 5);
 const FDS = num(env.SOAK_FDS, 20);
@@ -65,7 +65,7 @@ const OLD_WORKER_S = 30;
 // the multi-server upstream's location
 const MULTI_ATTEMPT_S = 1;
 const MULTI_DEADLINE_S = 6;
-const MULTI_CONNECT_S = 30;     // proxy_connect_timeout: far beyond both
+const MULTI_CONNECT_S = 20;     // proxy_connect_timeout: far beyond both
 const DEADLINE_MARGIN_S = 6;    // a loaded machine's margin
 
 const HEALTHY = 'healthy';
@@ -478,8 +478,10 @@ function nginxConf(failing = false) {
         }
 `;
 
-    return `# written by util/soak/soak.mjs${failing ? ' (a reload that fails: '
-        + `${DROPPED} left out, 127.0.0.1:${busyPort} taken)` : ''}
+    const what = failing ? ` (a reload that fails: ${DROPPED} left out,`
+        + ` 127.0.0.1:${busyPort} taken)` : '';
+
+    return `# written by util/soak/soak.mjs${what}
 load_module ${MODULE};
 worker_processes 2;
 master_process on;
@@ -509,8 +511,9 @@ http {
     llm_provider flaky1 uri=/_llm/flaky1 model=flaky1-model
                  api_key=sk-soak-flaky1;
     llm_provider flaky2 uri=/_llm/flaky2 api_key=sk-soak-flaky2;
-${failing ? '' : `    llm_provider anthropic_flaky uri=/_llm/anthropic format=anthropic
-                 model=claude-soak api_key=sk-soak-anthropic;
+${failing ? '' : `    llm_provider anthropic_flaky uri=/_llm/anthropic
+                 format=anthropic model=claude-soak
+                 api_key=sk-soak-anthropic;
 `}    # the last resort: its own timeout, so a busy machine cannot make it
     # miss the 2s of the others
     llm_provider ${HEALTHY} uri=/_llm/healthy timeout=30s
@@ -602,8 +605,12 @@ async function nginxStart() {
     }
 
     const out = fs.openSync(`${DIR}/logs/nginx.stderr`, 'a');
+    // glibc's mmap threshold fixed (it grows with the largest block freed,
+    // and then large answers stay in the heap): the workers' RSS follows
+    // what they hold, not the high-water mark of the largest answers
     const proc = spawn(NGINX, ['-p', `${DIR}/`, '-c', conf],
-                       { cwd: DIR, stdio: ['ignore', out, out] });
+                       { cwd: DIR, stdio: ['ignore', out, out],
+                         env: { MALLOC_MMAP_THRESHOLD_: '131072', ...env } });
     fs.closeSync(out);
     track('nginx', proc);
     master = proc.pid;
@@ -1184,10 +1191,21 @@ function schedule() {
         }
     }
 
+    // between the two windows of the RSS comparison when there is room:
+    // a new worker's RSS is not the one it replaced
+    const lo = WARMUP + WINDOW + 5;
+    const hi = SECONDS - WINDOW - 10;
+
     for (let i = 0; i < KILLS; i++) {
-        const t = (i + 1) * SECONDS / (KILLS + 1);
-        ev.push([Math.max(WARMUP, 30 * Math.floor((t - 20) / 30) + 20),
-                 'kill']);
+        let t = (i + 1) * SECONDS / (KILLS + 1);
+
+        t = Math.max(WARMUP, 30 * Math.floor((t - 20) / 30) + 20);
+
+        if (lo <= hi) {
+            t = Math.min(Math.max(t, lo), hi);
+        }
+
+        ev.push([t, 'kill']);
     }
 
     return ev.sort((a, b) => a[0] - b[0]);
