@@ -31,8 +31,10 @@
 #                    src/status-page/ (util/status-page.pl)
 #   make fuzz        libFuzzer harnesses of the JSON scanner and the
 #                    translators, FUZZ_SECONDS each (default 60)
-#   make soak        200 clients through flaky providers, Redis restarts and
-#                    reloads for SOAK_SECONDS (default 1800), pass criteria
+#   make soak        200 clients (HTTP/1.1, HTTP/2, slow readers) through
+#                    flaky providers, large events, black-holed servers,
+#                    Redis restarts, reloads good and failing and a killed
+#                    worker for SOAK_SECONDS (default 1800), pass criteria
 #                    (util/soak/); logs in build/soak
 #   make bench       the module against plain proxy_pass (bench/run.sh)
 #   make bench-callgrind  instructions per request (bench/callgrind.sh)

@@ -69,11 +69,28 @@ export function answerTokens(prompt, n) {
     return tokens;
 }
 
+// exactly "re:PROMPT t1 t2 ... tN" for some N: a token lost, doubled or
+// out of order (a large delta cut or sent twice) does not match
 export function answerMatches(prompt, content) {
     const head = `re:${prompt}`;
 
-    return typeof content === 'string' && content.startsWith(head)
-        && /^( t\d+)*$/.test(content.slice(head.length));
+    if (typeof content !== 'string' || !content.startsWith(head)) {
+        return false;
+    }
+
+    let i = head.length;
+
+    for (let k = 1; i < content.length; k++) {
+        const t = ` t${k}`;
+
+        if (!content.startsWith(t, i)) {
+            return false;
+        }
+
+        i += t.length;
+    }
+
+    return true;
 }
 
 // a prefix of such an answer (a stream cut after its commit point)

@@ -1,6 +1,6 @@
 // One fake LLM provider of the soak (node util/soak/fake.mjs CONFIG-JSON),
 // forked by soak.mjs. CONFIG: {name, port, format: "openai"|"anthropic",
-// flaky: bool, seed}.
+// flaky: bool, bulk: bool, late: bool, seed}.
 //
 // It answers OpenAI Chat Completions (POST .../chat/completions) or the
 // Anthropic Messages API (POST .../messages), as JSON or, for "stream":
@@ -18,7 +18,21 @@
 // few seconds every request fails the same way, or its listener is closed
 // (connection refused).
 //
-// On "stats" (IPC) it replies with the count of each fault it injected.
+// A bulk provider (never fails) answers with large text: 10-150 KB in all,
+// in deltas of up to 14 KB, most of them over 4 KB, so that the events
+// nginx writes are larger than its buffers; for a prompt starting with
+// "S" (the slow readers'), 100-500 KB in deltas under 2 KB, so that a slow
+// reader's failure is not one of large events; its OpenAI chunks sometimes
+// leave out "id" or "created" or span several data: lines, which makes the
+// module rewrite them rather than pass them on. Its events come with no
+// pause, so the stream ends while a slow client is still far behind.
+//
+// A late provider (the one live server of the multi-server upstream)
+// answers most requests at once and some after 1.3-2.5 s, longer than the
+// attempt timeout of its location: cancelled attempts on a live server.
+//
+// On "stats" (IPC) it replies with the count of each fault it injected,
+// and the number and largest size of the events over 4 KB it sent.
 
 import http from 'node:http';
 import { makeRng, sleep, answerTokens } from './common.mjs';
@@ -27,8 +41,10 @@ const cfg = JSON.parse(process.argv[2]);
 const rand = makeRng(cfg.seed);
 const anthropic = cfg.format === 'anthropic';
 
-const stats = { requests: 0, bad_requests: 0, refused_outages: 0,
-                outages: 0, faults: {} };
+const stats = { requests: 0, bad_requests: 0, bad_samples: [],
+                refused_outages: 0,
+                outages: 0, faults: {}, events_4k: 0, events_8k: 0,
+                largest_event: 0 };
 
 // weights per fault; "ok" is a full answer
 const FAULTS = {
@@ -48,6 +64,14 @@ const FAULTS = {
         [0.3, 'error_after'], [0.2, 'idle_after'],
     ],
 };
+
+// the late provider: "late" answers after the attempt timeout
+const LATE = [[90, 'ok'], [10, 'late']];
+
+// the sizes of a bulk provider's deltas (bytes; the first is one token)
+const BULK_DELTAS = [[2, [40, 600]], [3, [4200, 6000]], [3, [6000, 9000]],
+                     [2, [9000, 14000]]];
+const SMALL_DELTAS = [[1, [40, 600]], [1, [600, 2000]]];
 
 // the kinds of outage, taken in a random order, each once per round
 const OUTAGES = ['refuse', '5xx', 'hang', 'reset', 'ratelimit'];
@@ -118,9 +142,74 @@ function sse(data, event) {
         + `data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`;
 }
 
+// a bulk answer's length in tokens (" tN" is 7 bytes on average)
+function bulkTokens(prompt) {
+    const kb = prompt.startsWith('S') ? rand.int(100, 500) : rand.int(10, 150);
+
+    return Math.ceil(kb * 1024 / 7);
+}
+
+// tokens grouped into deltas of random sizes: a bulk provider's deltas;
+// the first is the first token alone
+function deltas(tokens, prompt) {
+    if (!cfg.bulk) {
+        return tokens;
+    }
+
+    const sizes = prompt.startsWith('S') ? SMALL_DELTAS : BULK_DELTAS;
+
+    const out = [tokens[0]];
+    let cur = '';
+    let want = 0;
+
+    for (const t of tokens.slice(1)) {
+        if (cur === '') {
+            const [lo, hi] = rand.weighted(sizes);
+            want = rand.int(lo, hi);
+        }
+
+        cur += t;
+
+        if (cur.length >= want) {
+            out.push(cur);
+            cur = '';
+        }
+    }
+
+    if (cur !== '') {
+        out.push(cur);
+    }
+
+    return out;
+}
+
+// an OpenAI chunk's SSE; a bulk provider's are sometimes left without
+// "id" or "created" (the module fills them in: a rewritten event) or
+// split over two data: lines
+function openaiEvent(o, first) {
+    if (cfg.bulk && !first) {
+        const v = rand.int(0, 3);
+
+        if (v === 1) {
+            delete o.id;
+
+        } else if (v === 2) {
+            delete o.created;
+
+        } else if (v === 3) {
+            const j = JSON.stringify(o);
+            const i = j.indexOf(',"choices":');
+
+            return `data: ${j.slice(0, i + 1)}\ndata: ${j.slice(i + 1)}\n\n`;
+        }
+    }
+
+    return sse(o);
+}
+
 // the events of a stream, in three parts: before the first content, one
-// event per token, and the end
-function streamEvents(tokens, usage) {
+// event per token (per delta for a bulk provider), and the end
+function streamEvents(tokens, usage, prompt) {
     const id = `${cfg.name}-${rand.int(1, 1e9)}`;
 
     if (anthropic) {
@@ -137,7 +226,7 @@ function streamEvents(tokens, usage) {
                     'content_block_start'),
                 sse({ type: 'ping' }, 'ping'),
             ],
-            tokens: tokens.map((t) => sse({
+            tokens: deltas(tokens, prompt).map((t) => sse({
                 type: 'content_block_delta', index: 0,
                 delta: { type: 'text_delta', text: t } },
                 'content_block_delta')),
@@ -158,11 +247,11 @@ function streamEvents(tokens, usage) {
         };
     }
 
-    const chunk = (delta, finish = null) => sse({
+    const chunk = (delta, finish = null, first = false) => openaiEvent({
         id: `chatcmpl-${id}`, object: 'chat.completion.chunk',
         created: Math.floor(Date.now() / 1000), model: `${cfg.name}-model`,
         choices: [{ index: 0, delta, finish_reason: finish }],
-    });
+    }, first);
 
     const tail = [chunk({}, 'stop')];
 
@@ -179,8 +268,8 @@ function streamEvents(tokens, usage) {
     tail.push('data: [DONE]\n\n');
 
     return {
-        head: [chunk({ role: 'assistant', content: '' })],
-        tokens: tokens.map((t) => chunk({ content: t })),
+        head: [chunk({ role: 'assistant', content: '' }, null, true)],
+        tokens: deltas(tokens, prompt).map((t) => chunk({ content: t })),
         tail,
         error: sse({ error: { message: 'overloaded, try later',
                               type: 'server_error', param: null,
@@ -240,16 +329,41 @@ function sseHead(res) {
                          'Cache-Control': 'no-cache' });
 }
 
-// writes events with a small pause before each; false when nginx went away
+function countEvent(e) {
+    if (e.length > 4096) {
+        stats.events_4k++;
+        stats.events_8k += e.length > 8192;
+        stats.largest_event = Math.max(stats.largest_event, e.length);
+    }
+}
+
+// writes events with a small pause before each (a bulk provider's without
+// pause: nginx's buffers, not the provider, set the pace); false when nginx
+// went away
 async function write(res, events, pause = [5, 25]) {
     for (const e of events) {
-        await sleep(rand.int(pause[0], pause[1]));
+        if (!cfg.bulk) {
+            await sleep(rand.int(pause[0], pause[1]));
+        }
 
         if (gone(res)) {
             return false;
         }
 
-        res.write(e);
+        countEvent(e);
+
+        if (!res.write(e) && cfg.bulk) {
+            await new Promise((resolve) => {
+                const done = () => {
+                    res.off('drain', done);
+                    res.off('close', done);
+                    resolve();
+                };
+
+                res.on('drain', done);
+                res.on('close', done);
+            });
+        }
     }
 
     return true;
@@ -290,7 +404,9 @@ async function answerPlain(res, fault, tokens) {
 
     switch (fault) {
     case 'slow':
-        await sleep(rand.int(300, 1200));
+    case 'late':
+        await sleep(fault === 'late' ? rand.int(1300, 2500)
+                                     : rand.int(300, 1200));
         if (!gone(res)) {
             sendJson(res, 200, body);
         }
@@ -322,8 +438,8 @@ async function answerPlain(res, fault, tokens) {
     }
 }
 
-async function answerStream(res, fault, tokens, usage) {
-    const ev = streamEvents(tokens, usage);
+async function answerStream(res, fault, tokens, usage, prompt) {
+    const ev = streamEvents(tokens, usage, prompt);
     const first = ev.tokens.slice(0, 1);
     const rest = ev.tokens.slice(1);
 
@@ -361,6 +477,9 @@ async function answerStream(res, fault, tokens, usage) {
         return res.socket?.destroy();
     case 'slow':
         await sleep(rand.int(300, 1200));
+        break;
+    case 'late':
+        await sleep(rand.int(1300, 2500));
         break;
     }
 
@@ -407,9 +526,18 @@ function handle(req, res) {
 
         const path = anthropic ? '/v1/messages' : '/v1/chat/completions';
 
+        // X-Soak-Content-Type: $content_type in the provider location
+        const ct = req.headers['x-soak-content-type'];
+
         if (req.method !== 'POST' || req.url !== path || body === null
-            || (anthropic && typeof body.max_tokens !== 'number'))
+            || (anthropic && typeof body.max_tokens !== 'number')
+            || (ct !== undefined && ct !== 'application/json'))
         {
+            if (stats.bad_samples.length < 3) {
+                stats.bad_samples.push({ method: req.method, url: req.url,
+                                         headers: req.headers });
+            }
+
             // never expected: the client would get a 400
             stats.bad_requests++;
             sendJson(res, 400, errorBody(400));
@@ -425,13 +553,18 @@ function handle(req, res) {
 
         } else if (cfg.flaky) {
             fault = rand.weighted(stream ? FAULTS.stream : FAULTS.plain);
+
+        } else if (cfg.late) {
+            fault = rand.weighted(LATE);
         }
 
         count(`${stream ? 'stream' : 'plain'}:${fault}`);
 
-        const tokens = answerTokens(promptOf(body), rand.int(4, 12));
+        const prompt = promptOf(body);
+        const tokens = answerTokens(prompt, cfg.bulk ? bulkTokens(prompt)
+                                                     : rand.int(4, 12));
         const usage = body.stream_options?.include_usage === true;
-        const p = stream ? answerStream(res, fault, tokens, usage)
+        const p = stream ? answerStream(res, fault, tokens, usage, prompt)
                          : answerPlain(res, fault, tokens);
 
         Promise.resolve(p).catch(() => res.socket?.destroy());

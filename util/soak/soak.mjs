@@ -13,14 +13,22 @@
 //   SOAK_SEED    random (printed; fakes and clients draw from it)
 //   SOAK_RELOAD_EVERY 30, SOAK_REDIS_EVERY 60, SOAK_REDIS_DOWN 10 (s;
 //                0 turns a fault off)
-//   SOAK_WINDOW  60 (30 when SOAK_SECONDS < 600): the first and last
+//   SOAK_WINDOW  60 (30 when SOAK_SECONDS < 135): the first and last
 //                windows whose averages of worker RSS and fds are compared
 //   SOAK_WARMUP  15 (s before the first window)
 //   SOAK_RSS_MIB 5, SOAK_FDS 20: the most RSS and fd growth that is flat
 //   SOAK_BREAK_HEALTHY 0: 1 makes the "healthy" provider flaky too, to see
 //                the soak fail (a check of the checks)
+//   SOAK_FIELD   1: the clients of the field (HTTP/2, slow readers, large
+//                events, the multi-server upstream with black holes); 0
+//                leaves only the HTTP/1.1 clients of the main location
+//   SOAK_BAD_RELOAD_EVERY 90 (s; 0 turns it off): a reload that fails (a
+//                listen on a port already taken), half-way between two
+//                good reloads
+//   SOAK_KILLS   1 (3 when SOAK_SECONDS >= 600; 0 turns it off): workers
+//                killed with SIGKILL, spread over the run
 
-import { spawn, fork } from 'node:child_process';
+import { spawn, spawnSync, fork } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -44,12 +52,21 @@ const SEED = num(env.SOAK_SEED, Math.floor(Math.random() * 1e9));
 const RELOAD_EVERY = num(env.SOAK_RELOAD_EVERY, 30);
 const REDIS_EVERY = num(env.SOAK_REDIS_EVERY, 60);
 const REDIS_DOWN = num(env.SOAK_REDIS_DOWN, 10);
-const WINDOW = num(env.SOAK_WINDOW, SECONDS < 600 ? 30 : 60);
+const WINDOW = num(env.SOAK_WINDOW, SECONDS < 135 ? 30 : 60);
 const WARMUP = num(env.SOAK_WARMUP, 15);
 const RSS_MIB = num(env.SOAK_RSS_MIB, 5);
 const FDS = num(env.SOAK_FDS, 20);
+const FIELD = num(env.SOAK_FIELD, 1) !== 0;
+const BAD_RELOAD_EVERY = num(env.SOAK_BAD_RELOAD_EVERY, 90);
+const KILLS = num(env.SOAK_KILLS, SECONDS >= 600 ? 3 : 1);
 const SAMPLE_MS = 2000;
 const OLD_WORKER_S = 30;
+
+// the multi-server upstream's location
+const MULTI_ATTEMPT_S = 1;
+const MULTI_DEADLINE_S = 6;
+const MULTI_CONNECT_S = 20;     // proxy_connect_timeout: far beyond both
+const DEADLINE_MARGIN_S = 6;    // a loaded machine's margin
 
 const HEALTHY = 'healthy';
 const PROVIDERS = [
@@ -58,7 +75,19 @@ const PROVIDERS = [
     { name: 'anthropic_flaky', format: 'anthropic', flaky: true },
     { name: HEALTHY, format: 'openai',
       flaky: env.SOAK_BREAK_HEALTHY === '1' },
+    { name: 'bulk_anthropic', format: 'anthropic', bulk: true },
+    { name: 'bulk_openai', format: 'openai', bulk: true },
+    { name: 'multi', format: 'openai', late: true },
 ];
+
+// the providers that never fail after their first content: an error event
+// in a stream from one of them is a failure
+const RELIABLE = [HEALTHY, 'bulk_anthropic', 'bulk_openai', 'multi',
+                  'multi2'];
+
+// the provider the failing reload's configuration leaves out: a reload
+// that fails must not forget its state
+const DROPPED = 'anthropic_flaky';
 
 const children = new Map();     // name -> ChildProcess
 let master = 0;
@@ -219,14 +248,240 @@ function fakeStats(proc) {
 }
 
 
+// ---------------------------------------------------------------- black holes
+
+const held = [];                // our connections filling their queues
+
+// a connect to PORT: "connect", "refused" or "timeout" (after MS)
+function tryConnect(port, ms) {
+    return new Promise((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        const t = setTimeout(() => { s.destroy(); resolve('timeout'); }, ms);
+
+        s.once('connect', () => {
+            clearTimeout(t);
+            held.push(s);
+            resolve('connect');
+        });
+        s.once('error', (e) => {
+            clearTimeout(t);
+            s.destroy();
+            resolve(e.code === 'ECONNREFUSED' ? 'refused' : e.code);
+        });
+    });
+}
+
+// blackhole.mjs on two ports, their accept queues filled by us, and a
+// check that a connect to either now hangs
+async function blackholeStart() {
+    for (let i = 0; i < 2; i++) {
+        blackholes.push(await freePort());
+    }
+
+    track('blackhole', fork(`${here}/blackhole.mjs`,
+                            blackholes.map(String),
+                            { cwd: DIR, stdio: ['ignore', 'inherit',
+                                                'inherit', 'ipc'] }));
+
+    for (const port of blackholes) {
+        let r = 'refused';
+
+        for (let i = 0; i < 100 && r !== 'timeout'; i++) {
+            r = await tryConnect(port, 500);
+
+            if (r === 'refused') {
+                await sleep(50);
+            }
+        }
+
+        if (r !== 'timeout') {
+            throw new Error(`127.0.0.1:${port} does not black-hole connects`
+                            + ` (${r})`);
+        }
+    }
+}
+
+// busyPort, held for as long as the soak runs: the failing reload's
+// listen cannot bind it
+let busy = null;
+
+async function busyStart() {
+    busy = net.createServer((c) => c.destroy());
+    await new Promise((resolve, reject) => {
+        busy.once('error', reject);
+        busy.listen(0, '127.0.0.1', resolve);
+    });
+    busyPort = busy.address().port;
+}
+
+
 // ---------------------------------------------------------------- nginx
 
-let nginxPort = 0;
+let nginxPort = 0;              // HTTP/1.1 clients
+let h2Port = 0;                 // HTTP/2 clients (prior knowledge)
+let slowPort = 0;               // slow readers: a small sndbuf
+let busyPort = 0;               // taken: the failing reload's listen
+let http2On = false;            // nginx >= 1.25.1: "http2 on;"
+let nginxVersion = '?';
+const blackholes = [];          // ports that black-hole connects
 
-function nginxConf() {
+const clientPorts = () => [nginxPort, h2Port, slowPort];
+
+// the version of NGINX: "listen ... http2" is deprecated from 1.25.1
+function nginxVersionOf() {
+    const r = spawnSync(NGINX, ['-v'], { encoding: 'utf8' });
+    const m = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(`${r.stderr}${r.stdout}`);
+
+    if (!m) {
+        throw new Error(`${NGINX} -v: ${r.stderr || r.error}`);
+    }
+
+    const [maj, min, pat] = m.slice(1).map(Number);
+
+    nginxVersion = `${maj}.${min}.${pat}`;
+    http2On = maj > 1 || min > 25 || (min === 25 && pat >= 1);
+}
+
+// the configuration; FAILING: the one of a reload that fails, DROPPED
+// left out and a listen on busyPort, which another process holds, so
+// that the new workers never start
+function nginxConf(failing = false) {
     const port = (n) => fakes.get(n).port;
+    const drop = (n) => (failing && n === DROPPED ? '' : n);
+    const main = ['flaky1', 'flaky2', 'anthropic_flaky', HEALTHY]
+        .map(drop).filter(Boolean).join(' ');
 
-    return `# written by util/soak/soak.mjs
+    const cache = `llm_cache redis=127.0.0.1:${redisPort} ttl=5s stale=30s
+                      timeout=200ms;`;
+
+    const locations = `
+        location = /v1/chat/completions {
+            llm_fallback_chain ${main};
+            llm_fallback_on error timeout invalid_response http_5xx
+                            http_429;
+            llm_attempt_timeout 2s;
+            llm_stream_idle_timeout 3s;
+            ${cache}
+        }
+
+        # large events (bulk providers), for slow readers too
+        location = /big/a/v1/chat/completions {
+            llm_fallback_chain bulk_anthropic bulk_openai ${HEALTHY};
+            llm_fallback_on error timeout invalid_response http_5xx
+                            http_429;
+            llm_attempt_timeout 10s;
+            llm_stream_idle_timeout 3s;
+            ${cache}
+        }
+
+        location = /big/o/v1/chat/completions {
+            llm_fallback_chain bulk_openai bulk_anthropic ${HEALTHY};
+            llm_fallback_on error timeout invalid_response http_5xx
+                            http_429;
+            llm_attempt_timeout 10s;
+            llm_stream_idle_timeout 3s;
+            ${cache}
+        }
+
+        # the multi-server upstreams: attempts end at ${MULTI_ATTEMPT_S}s
+        # and the request at ${MULTI_DEADLINE_S}s, whatever the connects to
+        # their black holes do (proxy_connect_timeout ${MULTI_CONNECT_S}s)
+        location = /multi/v1/chat/completions {
+            llm_fallback_chain multi ${HEALTHY};
+            llm_fallback_on error timeout invalid_response http_5xx
+                            http_429;
+            llm_attempt_timeout ${MULTI_ATTEMPT_S}s;
+            llm_fallback_timeout ${MULTI_DEADLINE_S}s;
+            llm_stream_idle_timeout 3s;
+        }
+
+        location = /multi2/v1/chat/completions {
+            llm_fallback_chain multi2 ${HEALTHY};
+            llm_fallback_on error timeout invalid_response http_5xx
+                            http_429;
+            llm_attempt_timeout ${MULTI_ATTEMPT_S}s;
+            llm_fallback_timeout ${MULTI_DEADLINE_S}s;
+            llm_stream_idle_timeout 3s;
+        }
+
+        location = /llm/status { llm_status; }
+
+        # HTTP/1.0, a connection per attempt: refusals reach the module
+        location = /_llm/flaky1 {
+            internal;
+            proxy_pass http://127.0.0.1:${port('flaky1')}/v1/chat/completions;
+            proxy_read_timeout 10s;
+        }
+
+        # HTTP/1.1 keep-alive
+        location = /_llm/flaky2 {
+            internal;
+            proxy_pass http://flaky2/v1/chat/completions;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_read_timeout 10s;
+        }
+
+        # HTTP/1.1, a connection per attempt
+        location = /_llm/anthropic {
+            internal;
+            proxy_pass http://127.0.0.1:${port('anthropic_flaky')}/v1/messages;
+            proxy_http_version 1.1;
+            proxy_set_header X-Soak-Content-Type $content_type;
+            proxy_read_timeout 10s;
+        }
+
+        # $content_type walks the subrequest's headers (the fake checks
+        # what arrives): the headers the module sets must be whole
+        location = /_llm/healthy {
+            internal;
+            proxy_pass http://healthy/v1/chat/completions;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Soak-Content-Type $content_type;
+            proxy_read_timeout 60s;
+        }
+
+        location = /_llm/bulk_anthropic {
+            internal;
+            proxy_pass http://127.0.0.1:${port('bulk_anthropic')}/v1/messages;
+            proxy_http_version 1.1;
+            proxy_set_header X-Soak-Content-Type $content_type;
+            proxy_read_timeout 10s;
+        }
+
+        location = /_llm/bulk_openai {
+            internal;
+            proxy_pass http://bulk_openai/v1/chat/completions;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Soak-Content-Type $content_type;
+            proxy_read_timeout 10s;
+        }
+
+        location = /_llm/multi {
+            internal;
+            proxy_pass http://multi/v1/chat/completions;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_connect_timeout ${MULTI_CONNECT_S}s;
+            proxy_read_timeout ${MULTI_CONNECT_S}s;
+        }
+
+        location = /_llm/multi2 {
+            internal;
+            proxy_pass http://multi2/v1/chat/completions;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_connect_timeout ${MULTI_CONNECT_S}s;
+            proxy_read_timeout ${MULTI_CONNECT_S}s;
+        }
+`;
+
+    const what = failing ? ` (a reload that fails: ${DROPPED} left out,`
+        + ` 127.0.0.1:${busyPort} taken)` : '';
+
+    return `# written by util/soak/soak.mjs${what}
 load_module ${MODULE};
 worker_processes 2;
 master_process on;
@@ -256,12 +511,20 @@ http {
     llm_provider flaky1 uri=/_llm/flaky1 model=flaky1-model
                  api_key=sk-soak-flaky1;
     llm_provider flaky2 uri=/_llm/flaky2 api_key=sk-soak-flaky2;
-    llm_provider anthropic_flaky uri=/_llm/anthropic format=anthropic
-                 model=claude-soak api_key=sk-soak-anthropic;
-    # the last resort: its own timeout, so a busy machine cannot make it
+${failing ? '' : `    llm_provider anthropic_flaky uri=/_llm/anthropic
+                 format=anthropic model=claude-soak
+                 api_key=sk-soak-anthropic;
+`}    # the last resort: its own timeout, so a busy machine cannot make it
     # miss the 2s of the others
     llm_provider ${HEALTHY} uri=/_llm/healthy timeout=30s
                  api_key=sk-soak-healthy;
+    llm_provider bulk_anthropic uri=/_llm/bulk_anthropic format=anthropic
+                 model=claude-bulk api_key=sk-soak-bulk-anthropic;
+    llm_provider bulk_openai uri=/_llm/bulk_openai
+                 api_key=sk-soak-bulk-openai;
+    # no breaker: every request tries the multi-server upstreams
+    llm_provider multi uri=/_llm/multi api_key=sk-soak-multi breaker=off;
+    llm_provider multi2 uri=/_llm/multi2 api_key=sk-soak-multi breaker=off;
 
     upstream flaky2 {
         server 127.0.0.1:${port('flaky2')};
@@ -275,52 +538,42 @@ http {
         keepalive_timeout 20s;
     }
 
+    upstream bulk_openai {
+        server 127.0.0.1:${port('bulk_openai')};
+        keepalive 16;
+        keepalive_timeout 20s;
+    }
+
+    # two of its three servers black-hole connects; nginx's own max_fails
+    # must not see the module's cancelled attempts
+    upstream multi {
+        server 127.0.0.1:${blackholes[0]} max_fails=1 fail_timeout=10s;
+        server 127.0.0.1:${port('multi')} max_fails=1 fail_timeout=10s;
+        server 127.0.0.1:${blackholes[1]} max_fails=1 fail_timeout=10s;
+        keepalive 16;
+        keepalive_timeout 20s;
+    }
+
+    # the same without max_fails: nothing is ever marked down, so an
+    # attempt that nginx moves on from one black hole meets the other
+    upstream multi2 {
+        server 127.0.0.1:${blackholes[0]} max_fails=0;
+        server 127.0.0.1:${port('multi')} max_fails=0;
+        server 127.0.0.1:${blackholes[1]} max_fails=0;
+        keepalive 16;
+        keepalive_timeout 20s;
+    }
+
     server {
         listen 127.0.0.1:${nginxPort};
+        # slow readers: the server's socket buffer fills at once
+        listen 127.0.0.1:${slowPort} sndbuf=8k;
+${failing ? `        listen 127.0.0.1:${busyPort};\n` : ''}${locations}
+    }
 
-        location = /v1/chat/completions {
-            llm_fallback_chain flaky1 flaky2 anthropic_flaky ${HEALTHY};
-            llm_fallback_on error timeout invalid_response http_5xx
-                            http_429;
-            llm_attempt_timeout 2s;
-            llm_stream_idle_timeout 3s;
-            llm_cache redis=127.0.0.1:${redisPort} ttl=5s stale=30s
-                      timeout=200ms;
-        }
-
-        location = /llm/status { llm_status; }
-
-        # HTTP/1.0, a connection per attempt: refusals reach the module
-        location = /_llm/flaky1 {
-            internal;
-            proxy_pass http://127.0.0.1:${port('flaky1')}/v1/chat/completions;
-            proxy_read_timeout 10s;
-        }
-
-        # HTTP/1.1 keep-alive
-        location = /_llm/flaky2 {
-            internal;
-            proxy_pass http://flaky2/v1/chat/completions;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_read_timeout 10s;
-        }
-
-        # HTTP/1.1, a connection per attempt
-        location = /_llm/anthropic {
-            internal;
-            proxy_pass http://127.0.0.1:${port('anthropic_flaky')}/v1/messages;
-            proxy_http_version 1.1;
-            proxy_read_timeout 10s;
-        }
-
-        location = /_llm/healthy {
-            internal;
-            proxy_pass http://healthy/v1/chat/completions;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_read_timeout 60s;
-        }
+    server {
+        listen 127.0.0.1:${h2Port}${http2On ? '' : ' http2'};
+${http2On ? '        http2 on;\n' : ''}${locations}
     }
 }
 `;
@@ -352,8 +605,12 @@ async function nginxStart() {
     }
 
     const out = fs.openSync(`${DIR}/logs/nginx.stderr`, 'a');
+    // glibc's mmap threshold fixed (it grows with the largest block freed,
+    // and then large answers stay in the heap): the workers' RSS follows
+    // what they hold, not the high-water mark of the largest answers
     const proc = spawn(NGINX, ['-p', `${DIR}/`, '-c', conf],
-                       { cwd: DIR, stdio: ['ignore', out, out] });
+                       { cwd: DIR, stdio: ['ignore', out, out],
+                         env: { MALLOC_MMAP_THRESHOLD_: '131072', ...env } });
     fs.closeSync(out);
     track('nginx', proc);
     master = proc.pid;
@@ -390,7 +647,8 @@ const TCP_STATES = {
 
 // inode -> "STATE peer" of every TCP socket on the machine
 function tcpSockets() {
-    const names = new Map([[nginxPort, 'client'], [redisPort, 'redis'],
+    const names = new Map([[redisPort, 'redis'],
+                           ...blackholes.map((p) => [p, 'black hole']),
                            ...[...fakes].map(([n, f]) => [f.port, n])]);
     const socks = new Map();
     let text = '';
@@ -410,7 +668,7 @@ function tcpSockets() {
 
         const lport = parseInt(f[1].split(':')[1], 16);
         const rport = parseInt(f[2].split(':')[1], 16);
-        const peer = lport === nginxPort ? 'client'
+        const peer = clientPorts().includes(lport) ? 'client'
                    : names.get(rport) ?? `port ${rport}`;
 
         socks.set(f[9], `${TCP_STATES[f[3]] ?? f[3]} ${peer}`);
@@ -608,12 +866,57 @@ async function pollStatus() {
 
 const elog = { offset: 0, partial: '', levels: {}, bad: [], badCount: 0,
                breaker: {}, streamCuts: 0, redisLost: 0, redisConnect: 0,
-               refused: 0 };
+               refused: 0, noLive: {}, connectTimeouts: {}, badKinds: {},
+               expected: { killExit: 0, killLock: 0, bindFailed: 0,
+                           bindGaveUp: 0 } };
 
-const BAD = /\[(alert|crit|emerg)\]|exited on signal/;
+const BAD = /\[(alert|crit|emerg)\]|exited on signal|zero size buf/;
+
+// the lines our own chaos causes: the SIGKILL'd workers' exit (and a
+// lock one held, which the master releases), the failing reloads' bind()
+function expected(line) {
+    const x = elog.expected;
+    const pid = /worker process (\d+) exited on signal 9$/.exec(line)?.[1]
+        ?? /shared memory zone ".*" was locked by (\d+)$/.exec(line)?.[1];
+
+    if (pid && kills.some((k) => String(k.pid) === pid)) {
+        x[line.includes('exited') ? 'killExit' : 'killLock']++;
+        return true;
+    }
+
+    if (busyPort && /\[emerg\]/.test(line)
+        && line.includes(`bind() to 127.0.0.1:${busyPort} failed (98: `))
+    {
+        x.bindFailed++;
+        return true;
+    }
+
+    if (badReloadSent && /\[emerg\] .*still could not bind\(\)$/
+        .test(line))
+    {
+        x.bindGaveUp++;
+        return true;
+    }
+
+    return false;
+}
+
+// a bad line without what changes from one to the next
+function badKind(line) {
+    return line.replace(/^\S+ \S+ /, '').replace(/\d+#\d+: (\*\d+ )?/, '')
+        .replace(/, client: .*$/, '').replace(/[0-9A-Fa-f]{8,}/g, 'X')
+        .replace(/\d+/g, 'N').slice(0, 100);
+}
 
 function bad(line) {
-    if (BAD.test(line)) {
+    if (BAD.test(line) && !expected(line)) {
+        const k = badKind(line);
+
+        if (!elog.badKinds[k]) {
+            elog.badKinds[k] = { n: 0, first: line };
+        }
+        elog.badKinds[k].n++;
+
         elog.badCount++;
         if (elog.bad.length < 20) {
             elog.bad.push(line);
@@ -665,6 +968,17 @@ function scanLog() {
             {
                 elog.refused++;
             }
+            const up = /upstream: "http:\/\/([^/"]+)/.exec(l)?.[1] ?? '-';
+
+            if (l.includes('no live upstreams')) {
+                elog.noLive[up] = (elog.noLive[up] || 0) + 1;
+            }
+            if (/upstream timed out .* while connecting to upstream/
+                .test(l))
+            {
+                elog.connectTimeouts[up] = (elog.connectTimeouts[up] || 0)
+                                           + 1;
+            }
             if (l.includes('llm cache: lost the connection')) {
                 elog.redisLost++;
             }
@@ -675,6 +989,293 @@ function scanLog() {
     } finally {
         fs.closeSync(fd);
     }
+}
+
+
+// ---------------------------------------------------------------- chaos
+
+const badReloads = [];          // { at, problems, dropped: {before, after} }
+const kills = [];               // { at, pid, ports, respawned }
+let badReloadSent = 0;
+let loadProc = null;
+let killAcked = null;
+
+// the current workers' pids (not those shutting down), sorted
+function currentWorkers() {
+    return nginxProcs(null).workers.map((p) => p.pid).sort();
+}
+
+// what a failed reload must not change: every provider still there and
+// tracked, no counter lower
+function compareStatus(b, a) {
+    const problems = [];
+
+    for (const [name, x] of Object.entries(b.providers ?? {})) {
+        const y = a.providers?.[name];
+
+        if (!y) {
+            problems.push(`${name} gone from llm_status`);
+            continue;
+        }
+
+        if (x.tracked && !y.tracked) {
+            problems.push(`${name} no longer tracked`);
+        }
+
+        const counters = [
+            ...['attempts', 'successes', 'opened'].map((k) =>
+                [k, x[k], y[k]]),
+            ...Object.entries(x.failures ?? {}).map(([k, v]) =>
+                [`failures.${k}`, v, y.failures?.[k]]),
+        ];
+
+        for (const [k, was, is] of counters) {
+            if ((is ?? 0) < (was ?? 0)) {
+                problems.push(`${name} ${k} ${was} -> ${is ?? 0}`);
+            }
+        }
+    }
+
+    return problems;
+}
+
+// a reload that fails: the configuration leaves DROPPED out and listens on
+// busyPort, which we hold, so the master gives up at bind() (5 tries, 500
+// ms apart) and keeps its workers; they must go on, with their breakers
+async function badReload() {
+    const conf = `${DIR}/conf/nginx.conf`;
+    const before = await getStatus();
+    const workers = currentWorkers();
+    const mark = elog.expected.bindGaveUp;
+    const r = { at: since(), problems: [] };
+
+    fs.writeFileSync(conf, nginxConf(true));
+    badReloadSent++;
+    process.kill(master, 'SIGHUP');
+
+    for (let i = 0; i < 150 && elog.expected.bindGaveUp === mark; i++) {
+        await sleep(100);
+        scanLog();
+    }
+
+    fs.writeFileSync(conf, nginxConf());
+
+    if (elog.expected.bindGaveUp === mark) {
+        r.problems.push('no "still could not bind()" in the error log'
+                        + ' within 15 s');
+    }
+
+    await sleep(1000);
+
+    const after = await getStatus();
+    const now = currentWorkers();
+
+    if (now.join() !== workers.join()) {
+        r.problems.push(`the workers changed: ${workers.join(' ')} ->`
+                        + ` ${now.join(' ') || 'none'}`);
+    }
+
+    if (!before || !after) {
+        r.problems.push('llm_status did not answer');
+    } else {
+        r.problems.push(...compareStatus(before, after));
+
+        const d = (s) => s.providers?.[DROPPED];
+        const show = (x) => (x ? `${x.state} opened=${x.opened}`
+                                 + ` attempts=${x.attempts}` : 'absent');
+        r.dropped = `${show(d(before))} -> ${show(d(after))}`;
+    }
+
+    badReloads.push(r);
+    log(`failed reload (bind() to :${busyPort}): `
+        + (r.problems.length ? `PROBLEMS: ${r.problems.join('; ')}`
+                             : 'workers and breakers kept')
+        + `; ${DROPPED}: ${r.dropped ?? '-'}`);
+}
+
+// the client ports of a worker's connections (from /proc/net/tcp)
+function clientPortsOf(pid) {
+    const inodes = new Set();
+    const listen = clientPorts();
+    const ports = [];
+
+    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        try {
+            const m = /^socket:\[(\d+)\]$/
+                .exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+            if (m) {
+                inodes.add(m[1]);
+            }
+        } catch {
+            // closed meanwhile
+        }
+    }
+
+    for (const line of fs.readFileSync('/proc/net/tcp', 'utf8')
+        .split('\n').slice(1))
+    {
+        const f = line.trim().split(/\s+/);
+
+        if (f.length < 10 || f[3] === '0A' || !inodes.has(f[9])) {
+            continue;
+        }
+
+        if (listen.includes(parseInt(f[1].split(':')[1], 16))) {
+            ports.push(parseInt(f[2].split(':')[1], 16));
+        }
+    }
+
+    return ports;
+}
+
+// SIGKILL to a current worker: stopped first (SIGSTOP) so that its
+// connections can be listed and told to the load client, which counts
+// the requests on them apart, then killed
+async function killWorker() {
+    const workers = currentWorkers();
+
+    if (workers.length === 0) {
+        log('SIGKILL: no current worker');
+        return;
+    }
+
+    const pid = workers[kills.length % workers.length];
+    let ports = [];
+
+    process.kill(pid, 'SIGSTOP');
+
+    const at = Date.now();
+    const k = { at: since(), pid, ports: 0, respawned: false };
+
+    kills.push(k);
+
+    try {
+        ports = clientPortsOf(pid);
+        k.ports = ports.length;
+
+        const acked = new Promise((resolve) => { killAcked = resolve; });
+        loadProc.send({ kill: { ports, at } });
+        await Promise.race([acked, sleep(5000)]);
+
+    } finally {
+        process.kill(pid, 'SIGKILL');
+    }
+
+    log(`worker ${pid} killed (SIGKILL) with ${ports.length} client`
+        + ' connections');
+
+    for (let i = 0; i < 50 && !k.respawned; i++) {
+        await sleep(100);
+        const now = currentWorkers();
+        k.respawned = now.length === 2 && !now.includes(pid);
+    }
+}
+
+// the good reloads, the failing ones and the kills, in time order, one at
+// a time: at RELOAD_EVERY, half-way between two of them every
+// BAD_RELOAD_EVERY, and KILLS spread over the run, 20 s after a reload
+function schedule() {
+    const ev = [];
+
+    if (RELOAD_EVERY > 0) {
+        for (let t = RELOAD_EVERY; t < SECONDS; t += RELOAD_EVERY) {
+            ev.push([t, 'reload']);
+        }
+    }
+
+    if (BAD_RELOAD_EVERY > 0) {
+        for (let t = BAD_RELOAD_EVERY / 2; t <= SECONDS - 20;
+             t += BAD_RELOAD_EVERY)
+        {
+            ev.push([t, 'bad reload']);
+        }
+    }
+
+    // between the two windows of the RSS comparison when there is room:
+    // a new worker's RSS is not the one it replaced
+    const lo = WARMUP + WINDOW + 5;
+    const hi = SECONDS - WINDOW - 10;
+
+    for (let i = 0; i < KILLS; i++) {
+        let t = (i + 1) * SECONDS / (KILLS + 1);
+
+        t = Math.max(WARMUP, 30 * Math.floor((t - 20) / 30) + 20);
+
+        if (lo <= hi) {
+            t = Math.min(Math.max(t, lo), hi);
+        }
+
+        ev.push([t, 'kill']);
+    }
+
+    return ev.sort((a, b) => a[0] - b[0]);
+}
+
+async function chaos() {
+    for (const [at, kind] of schedule()) {
+        await sleep(t0 + at * 1000 - Date.now());
+
+        if (kind === 'reload') {
+            reloads.push(Date.now());
+            process.kill(master, 'SIGHUP');
+
+        } else if (kind === 'bad reload') {
+            await badReload();
+
+        } else {
+            await killWorker();
+        }
+    }
+}
+
+
+// ---------------------------------------------------------------- clients
+
+// most clients on the main location over HTTP/1.1; with SOAK_FIELD, some
+// over HTTP/2 there, slow readers of large streams (on the sndbuf=8k
+// port, and over HTTP/2), large events, and the multi-server upstream
+function clientProfiles() {
+    const n = (share) => Math.max(1, Math.round(CLIENTS * share));
+    const main = ['/v1/chat/completions'];
+    const big = ['/big/a/v1/chat/completions', '/big/o/v1/chat/completions'];
+    const multi = ['/multi/v1/chat/completions',
+                   '/multi2/v1/chat/completions'];
+    const deadlineMs = (MULTI_DEADLINE_S + DEADLINE_MARGIN_S) * 1000;
+
+    const field = !FIELD ? [] : [
+        { name: 'h2', proto: 'h2', port: h2Port, paths: main,
+          clients: n(0.10), sessions: 4, streamShare: 0.5, uniqueShare: 0.5,
+          pool: 200, prefix: '' },
+        { name: 'big', proto: 'h1', port: nginxPort, paths: big,
+          clients: n(0.04), streamShare: 0.85, uniqueShare: 0.5, pool: 20,
+          prefix: 'b', think: [50, 250] },
+        { name: 'big-h2', proto: 'h2', port: h2Port, paths: big,
+          clients: n(0.01), sessions: 1, streamShare: 0.85,
+          uniqueShare: 0.5, pool: 20, prefix: 'b', think: [50, 250] },
+        { name: 'slow', proto: 'h1', port: slowPort, paths: big,
+          clients: n(0.08), slow: true, streamShare: 0.9, uniqueShare: 0.5,
+          pool: 10, prefix: 'S' },
+        { name: 'slow-h2', proto: 'h2', port: h2Port, paths: big,
+          clients: n(0.02), sessions: 1, slow: true, streamShare: 0.9,
+          uniqueShare: 0.5, pool: 10, prefix: 'S' },
+        { name: 'multi', proto: 'h1', port: nginxPort, paths: multi,
+          clients: n(0.04), streamShare: 0.5, uniqueShare: 1, pool: 1,
+          prefix: 'm', deadlineMs },
+        { name: 'multi-h2', proto: 'h2', port: h2Port, paths: multi,
+          clients: n(0.01), sessions: 1, streamShare: 0.5, uniqueShare: 1,
+          pool: 1, prefix: 'm', deadlineMs },
+    ];
+
+    const rest = CLIENTS - field.reduce((a, p) => a + p.clients, 0);
+
+    if (rest < 1) {
+        throw new Error(`SOAK_CLIENTS=${CLIENTS} is too few for the field`
+                        + ' clients (SOAK_FIELD=0 runs without them)');
+    }
+
+    return [{ name: 'main', proto: 'h1', port: nginxPort, paths: main,
+              clients: rest, streamShare: 0.5, uniqueShare: 0.5, pool: 200,
+              prefix: '' }, ...field];
 }
 
 
@@ -708,10 +1309,33 @@ function summarize(load, fakeStat, old, shutdown, idle) {
     const dmfds = last.mfds - first.mfds;
     const interrupted = Object.values(load.interrupted)
         .reduce((a, b) => a + b, 0);
-    const healthyErrors = load.failures['stream: error event from the '
-                                        + 'healthy provider'] ?? 0;
+    const healthyErrors = Object.entries(load.failures)
+        .filter(([k]) => k.includes('from a provider that never fails'))
+        .reduce((a, [, v]) => a + v, 0);
     const earlyErrors = load.failures['stream: error event before any '
                                       + 'content'] ?? 0;
+    const P = load.profiles;
+    const field = (re) => Object.entries(P).filter(([n]) => re.test(n));
+    const sum = (list, k) => list.reduce((a, [, x]) => a + (x[k] ?? 0), 0);
+    const reasons = (list) => {
+        const r = {};
+        for (const [, x] of list) {
+            for (const [k, v] of Object.entries(x.failures)) {
+                r[k] = (r[k] || 0) + v;
+            }
+        }
+        return sorted(r).map(([k, v]) => `${k} x${v}`).join(', ');
+    };
+    const noLive = Object.values(elog.noLive).reduce((a, b) => a + b, 0);
+    const peer = (hp) => {
+        const port = Number(hp.split(':')[1]);
+        const f = [...fakes].find(([, x]) => x.port === port);
+        return f ? f[0] : blackholes.includes(port) ? `black hole ${hp}`
+                                                    : hp;
+    };
+    const multiTimeouts = sum(field(/^multi/).map(([n, x]) =>
+        [n, { t: (x.reasons['multi:timeout'] ?? 0)
+                 + (x.reasons['multi2:timeout'] ?? 0) }]), 't');
 
     // keep-alive races: nginx closing idle connections at a reload
     const unexplained = load.kaRetries.filter((t) =>
@@ -722,7 +1346,7 @@ function summarize(load, fakeStat, old, shutdown, idle) {
 
     p('');
     p(`==================== soak summary (${SECONDS} s, ${CLIENTS} clients,`
-      + ` seed ${SEED}) ====================`);
+      + ` seed ${SEED}, nginx ${nginxVersion}) ====================`);
     p('');
     p(table([
         ['requests', 'rps', 'ok', 'failed', 'stream', 'non-stream',
@@ -773,6 +1397,65 @@ function summarize(load, fakeStat, old, shutdown, idle) {
     p(`llm_status cache:    ${JSON.stringify(lastStatus?.cache ?? {})}`);
     p('');
 
+    p(table([
+        ['clients', 'proto', 'loops', 'requests', 'ok', 'failed',
+         'on a killed worker', 'stream', 'events > 4 KB', 'slowest header',
+         'X-LLM-Provider', 'X-LLM-Cache'],
+        ...Object.entries(P).map(([n, x]) => [
+            n + (x.slow ? ' (slow reader)' : ''), x.proto, x.clients,
+            x.total, x.ok, x.failed, x.killed, x.stream, x.events4k,
+            ms(x.headersMax) + (x.deadlineMs ? ` (bound ${x.deadlineMs})`
+                                             : ''),
+            sorted(x.providers).map(([k, v]) => `${k}:${v}`).join(' '),
+            sorted(x.cache).map(([k, v]) => `${k}:${v}`).join(' ')]),
+    ]));
+    p('');
+    p(`HTTP/2: ${load.h2.sessions} sessions, ${load.h2.goaways} GOAWAYs,`
+      + ` ${load.h2.refused.length} refused streams sent again,`
+      + ` ${load.h2.notSent} requests moved to a new session; session`
+      + ' errors: ' + (sorted(load.h2.sessionErrors)
+          .map(([k, v]) => `${k}:${v}`).join(' ') || 'none'));
+    p(`slow readers: ${load.slow.pauses} pauses (${(load.slow.pausedMs
+      / 1000).toFixed(0)} s), ${(load.slow.bytes / 1048576).toFixed(1)}`
+      + ` MiB read, ${load.slow.done} streams complete with [DONE]`);
+    const bulk = Object.entries(fakeStat).filter(([n]) => /^bulk/.test(n));
+    p(`large events: the bulk providers sent ${sum(bulk, 'events_4k')}`
+      + ` over 4 KB (${sum(bulk, 'events_8k')} over 8 KB, the largest`
+      + ` ${Math.max(0, ...bulk.map(([, x]) => x?.largest_event ?? 0))} B);`
+      + ` the clients got ${load.events4k} over 4 KB (${load.events8k} over`
+      + ` 8 KB, the largest ${load.largestEvent} B)`);
+    p(`multi-server upstreams (2 of 3 servers black-hole connects, attempt`
+      + ` ${MULTI_ATTEMPT_S}s, deadline ${MULTI_DEADLINE_S}s; multi`
+      + ' max_fails=1, multi2 max_fails=0):'
+      + ` ${sum(field(/^multi/), 'total')} requests, ${multiTimeouts}`
+      + ' attempts to them timed out; "no live upstreams": '
+      + (sorted(elog.noLive).map(([k, v]) => `${k} x${v}`).join(', ')
+         || 'none') + '; connect timeouts: '
+      + (sorted(elog.connectTimeouts).map(([k, v]) => `${peer(k)} x${v}`)
+          .join(', ') || 'none'));
+    p(`failed reloads (${DROPPED} left out, a listen on the taken`
+      + ` 127.0.0.1:${busyPort}): ${badReloads.length};`
+      + ` ${elog.expected.bindFailed} "bind() failed" and`
+      + ` ${elog.expected.bindGaveUp} "still could not bind()" lines`);
+    for (const r of badReloads) {
+        p(`  at ${r.at.toFixed(0)} s: ${r.problems.length
+            ? `PROBLEMS: ${r.problems.join('; ')}`
+            : 'the workers stayed, no breaker counter went down'};`
+          + ` ${DROPPED} ${r.dropped ?? '-'}`);
+    }
+    p(`workers killed (SIGKILL): ${kills.map((k) => `${k.pid} at`
+      + ` ${k.at.toFixed(0)} s with ${k.ports} client connections`
+      + `${k.respawned ? '' : ' (NOT replaced)'}`).join(', ') || 'none'};`
+      + ` requests on their connections: ${load.killed.total} failed,`
+      + ` ${load.killed.ok} ok (` + (sorted(load.killed.reasons)
+          .map(([k, v]) => `${k} x${v}`).join(', ') || 'none') + ');'
+      + ` expected log lines: ${elog.expected.killExit} "exited on signal`
+      + ` 9", ${elog.expected.killLock} "was locked by"`);
+    p('');
+
+    const badRequests = Object.values(fakeStat)
+        .reduce((a, x) => a + (x?.bad_requests ?? 0), 0);
+
     p('faults injected by the fake providers:');
     for (const [name, s] of Object.entries(fakeStat)) {
         if (!s) {
@@ -783,6 +1466,9 @@ function summarize(load, fakeStat, old, shutdown, idle) {
           + (s.bad_requests ? `, ${s.bad_requests} BAD REQUESTS` : ''));
         p('    ' + sorted(s.faults).map(([k, v]) => `${k}:${v}`)
             .join(' '));
+        for (const b of s.bad_samples ?? []) {
+            p(`    a bad request: ${JSON.stringify(b).slice(0, 600)}`);
+        }
     }
     p(`chaos: ${reloads.length} reloads (SIGHUP), Redis killed`
       + ` ${redisStats.kills} times and restarted ${redisStats.restarts};`
@@ -825,17 +1511,26 @@ function summarize(load, fakeStat, old, shutdown, idle) {
       + ' a reload');
     p('');
 
-    if (load.samples.length) {
-        p('first failed requests:');
-        for (const f of load.samples.slice(0, 10)) {
-            p('  ' + JSON.stringify(f).slice(0, 1500));
+    if (load.failed) {
+        p('failed requests by client profile, answering provider and'
+          + ' X-LLM-Cache, and the first of each profile:');
+        for (const [n, x] of Object.entries(P).filter(([, y]) => y.failed)) {
+            p(`  ${n}: ` + sorted(x.failedBy).map(([k, v]) => `${k} x${v}`)
+                .join(', '));
+            for (const f of x.samples.slice(0, 3)) {
+                p('    ' + JSON.stringify(f).slice(0, 1500));
+            }
         }
         p('');
     }
 
-    if (elog.bad.length) {
-        p('bad error log lines:');
-        elog.bad.forEach((l) => p(`  ${l}`));
+    if (elog.badCount) {
+        p('bad error log lines, by kind (count, the first of each):');
+        for (const [, x] of Object.entries(elog.badKinds)
+            .sort((a, b) => b[1].n - a[1].n))
+        {
+            p(`  x${x.n}: ${x.first.slice(0, 600)}`);
+        }
         p('');
     }
 
@@ -844,7 +1539,10 @@ function summarize(load, fakeStat, old, shutdown, idle) {
         && (RELOAD_EVERY === 0 || reloads.length > 0)
         && elog.refused > 0 && elog.streamCuts > 0
         && (REDIS_EVERY === 0 || redisStats.restarts > 0)
-        && Object.values(fakeStat).some((s) => s?.outages > 0);
+        && Object.values(fakeStat).some((s) => s?.outages > 0)
+        && (!FIELD || (sum(field(/h2$/), 'ok') > 0 && load.slow.pauses > 0
+                       && load.events8k > 0 && multiTimeouts > 0))
+        && (KILLS <= 0 || load.killed.ports > 0);
 
     const criteria = [
         ['zero failed client requests', load.failed === 0,
@@ -852,8 +1550,49 @@ function summarize(load, fakeStat, old, shutdown, idle) {
              .map(([k, v]) => `${k} x${v}`).join(', ') || 'none')],
         ['zero stream errors although a healthy provider existed before'
          + ' commit', healthyErrors + earlyErrors === 0,
-         `${healthyErrors} from ${HEALTHY}, ${earlyErrors} before content`],
-        ['zero "exited on signal", [alert], [crit], [emerg] lines',
+         `${healthyErrors} from ${RELIABLE.join(', ')},`
+         + ` ${earlyErrors} before content`],
+        ...(!FIELD ? [] : [
+            ['HTTP/2 clients: zero failed',
+             sum(field(/h2$/), 'failed') === 0,
+             `${sum(field(/h2$/), 'failed')} of`
+             + ` ${sum(field(/h2$/), 'total')}: `
+             + (reasons(field(/h2$/)) || 'none')],
+            ['slow readers (sndbuf=8k, HTTP/2): every stream whole, with'
+             + ' [DONE]', sum(field(/^slow/), 'failed') === 0,
+             `${sum(field(/^slow/), 'failed')} of`
+             + ` ${sum(field(/^slow/), 'total')}: `
+             + (reasons(field(/^slow/)) || 'none')],
+            ['large events (bulk providers, up to 14 KB): zero failed',
+             sum(field(/^(big|slow)/), 'failed') === 0,
+             `${sum(field(/^(big|slow)/), 'failed')} of`
+             + ` ${sum(field(/^(big|slow)/), 'total')}: `
+             + (reasons(field(/^(big|slow)/)) || 'none')],
+            [`multi-server upstreams with black holes: zero failed, every`
+             + ` answer within ${MULTI_DEADLINE_S}s (+${DEADLINE_MARGIN_S}s)`,
+             sum(field(/^multi/), 'failed') === 0,
+             `${sum(field(/^multi/), 'failed')} of`
+             + ` ${sum(field(/^multi/), 'total')}: `
+             + (reasons(field(/^multi/)) || 'none')],
+            ['no upstream server marked down by cancelled attempts (no'
+             + ' "no live upstreams")', noLive === 0, `${noLive}`],
+        ]),
+        ...(BAD_RELOAD_EVERY <= 0 ? [] : [
+            ['failed reloads: the running workers stay, breaker state'
+             + ' kept', badReloads.length > 0
+             && badReloads.every((r) => r.problems.length === 0),
+             `${badReloads.filter((r) => r.problems.length).length} of`
+             + ` ${badReloads.length} with problems`],
+        ]),
+        ...(KILLS <= 0 ? [] : [
+            ['killed workers replaced by the master',
+             kills.length === KILLS && kills.every((k) => k.respawned),
+             `${kills.filter((k) => k.respawned).length} of ${KILLS}`],
+        ]),
+        ['the providers got only well-formed requests (method, path, JSON,'
+         + ' headers)', badRequests === 0, `${badRequests} bad`],
+        ['zero "exited on signal", [alert], [crit], [emerg], "zero size'
+         + ' buf" lines (but our SIGKILLs\' and failing reloads\')',
          elog.badCount === 0, `${elog.badCount}`],
         [`worker RSS flat (growth < ${RSS_MIB} MiB)`,
          first.n > 0 && last.n > 0 && drss < RSS_MIB,
@@ -871,7 +1610,10 @@ function summarize(load, fakeStat, old, shutdown, idle) {
         ['no keep-alive connection closed away from a reload',
          unexplained === 0, `${unexplained}`],
         ['the run exercised HIT, MISS, fallback, breaker opening,'
-         + ' refusals, cuts after commit, reloads, Redis restarts',
+         + ' refusals, cuts after commit, reloads, Redis restarts'
+         + (FIELD ? ', HTTP/2, slow readers, events > 8 KB, attempts'
+                    + ' timed out on the multi-server upstream' : '')
+         + (KILLS > 0 ? ', a killed worker with client connections' : ''),
          coverage,
          coverage ? 'yes' : 'no'],
     ];
@@ -907,8 +1649,17 @@ async function main() {
 
     log(`soak: ${SECONDS} s, ${CLIENTS} clients, seed ${SEED}, in ${DIR}`);
 
+    nginxVersionOf();
+
     redisPort = await freePort();
     nginxPort = await freePort();
+    h2Port = await freePort();
+    slowPort = await freePort();
+
+    await busyStart();
+    await blackholeStart();
+    log(`black holes (connects hang) on 127.0.0.1:${blackholes.join(', :')};`
+        + ` 127.0.0.1:${busyPort} taken for the failing reloads`);
 
     await redisStart();
     log(`redis-server on 127.0.0.1:${redisPort}`);
@@ -917,19 +1668,26 @@ async function main() {
         await fakeStart(p, i);
     }
     log('fake providers: ' + PROVIDERS.map((p) =>
-        `${p.name} (${p.format}${p.flaky ? ', flaky' : ''}) `
+        `${p.name} (${p.format}${p.flaky ? ', flaky' : ''}`
+        + `${p.bulk ? ', bulk' : ''}${p.late ? ', late' : ''}) `
         + `:${fakes.get(p.name).port}`).join(', '));
 
     await nginxStart();
     await sleep(1000);
     const idleBase = await idleFds(null, 10000);
-    log(`nginx ${NGINX} (master ${master}) on 127.0.0.1:${nginxPort},`
+    log(`nginx ${nginxVersion} ${NGINX} (master ${master}) on 127.0.0.1:`
+        + `${nginxPort} (HTTP/2 :${h2Port}, sndbuf=8k :${slowPort}),`
         + ` workers with ${idleBase?.fds} open fds`);
 
+    const profiles = clientProfiles();
+    log('clients: ' + profiles.map((p) => `${p.clients} ${p.name}`)
+        .join(', '));
+
     const load = track('load', fork(`${here}/load.mjs`, [JSON.stringify({
-        port: nginxPort, clients: CLIENTS, seed: SEED, healthy: HEALTHY,
-        streamShare: 0.5, uniqueShare: 0.5, pool: 200, abortShare: 0.01,
+        seed: SEED, reliable: RELIABLE, abortShare: 0.01, profiles,
     })], { cwd: DIR, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+
+    loadProc = load;
 
     t0 = Date.now();
 
@@ -940,10 +1698,14 @@ async function main() {
                 const w = samples[samples.length - 1];
                 log(`${g.total} requests (${g.rps.toFixed(0)}/s),`
                     + ` ${g.failed} failed, ${g.interrupted} interrupted`
-                    + ` after commit; workers ${w ? (w.rss / 1024)
+                    + ` after commit, ${g.killed} on killed workers;`
+                    + ` workers ${w ? (w.rss / 1024)
                         .toFixed(1) : '-'} MiB, ${w?.fds ?? '-'} fds;`
                     + ` redis ${children.has('redis') ? 'up' : 'DOWN'};`
                     + ` log alerts ${elog.badCount}`);
+            }
+            if (m.killAck) {
+                killAcked?.();
             }
             if (m.final) {
                 resolve(m.final);
@@ -963,10 +1725,7 @@ async function main() {
         setInterval(scanLog, SAMPLE_MS),
     ];
 
-    const reloader = RELOAD_EVERY > 0 && setInterval(() => {
-        reloads.push(Date.now());
-        process.kill(master, 'SIGHUP');
-    }, RELOAD_EVERY * 1000);
+    const chaosDone = chaos();
 
     let redisCycle = null;
 
@@ -993,7 +1752,7 @@ async function main() {
 
     await sleep(SECONDS * 1000);
 
-    clearInterval(reloader);
+    await chaosDone;
     await redisCycle;
 
     log('time is up: stopping the clients');
@@ -1042,7 +1801,7 @@ async function main() {
     fs.writeFileSync(`${DIR}/stats.json`, JSON.stringify({
         load: stats, fakes: fakeStat, samples, status: lastStatus,
         breaker, elog: { ...elog, partial: undefined }, reloads,
-        redis: redisStats,
+        redis: redisStats, badReloads, kills, nginx: nginxVersion,
     }, null, 1));
     console.log(s.text);
 
