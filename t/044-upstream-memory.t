@@ -73,20 +73,6 @@ EOF
 
 ok(wait_port($port), 'nginx listens');
 
-sub worker_pid {
-    open my $fh, '<', $n->{pid_file} or return;
-    my $master = <$fh>;
-    chomp $master;
-
-    for my $status (glob '/proc/[0-9]*/status') {
-        open my $s, '<', $status or next;
-        my $text = do { local $/; <$s> };
-        return $1 if $text =~ /^PPid:\s+$master$/m && $text =~ /^Pid:\s+(\d+)/m;
-    }
-
-    return;
-}
-
 sub vm_peak_kib {
     my ($pid) = @_;
 
@@ -117,12 +103,7 @@ sub chat {
     return { status => $status // 0, h => \%h, body => $rest // '' };
 }
 
-# the master may not have started its worker yet: wait up to 10 s
-my $pid;
-for (1 .. 100) {
-    last if $pid = worker_pid();
-    select(undef, undef, undef, 0.1);
-}
+my $pid = worker_pid($n);
 ok($pid, "worker pid $pid");
 
 for (1 .. 2) {

@@ -51,20 +51,6 @@ EOF
 
 ok(wait_port($port), 'nginx listens');
 
-sub worker_pid {
-    open my $fh, '<', $n->{pid_file} or return;
-    my $master = <$fh>;
-    chomp $master;
-
-    for my $status (glob '/proc/[0-9]*/status') {
-        open my $s, '<', $status or next;
-        my $text = do { local $/; <$s> };
-        return $1 if $text =~ /^PPid:\s+$master$/m && $text =~ /^Pid:\s+(\d+)/m;
-    }
-
-    return;
-}
-
 sub peak_kib {
     my ($pid) = @_;
 
@@ -103,12 +89,7 @@ sub stream {
     return ($events, $last eq 'data: [DONE]' && $raw eq '' ? 1 : 0);
 }
 
-# the master may not have started its worker yet: wait up to 10 s
-my $pid;
-for (1 .. 100) {
-    last if $pid = worker_pid();
-    select(undef, undef, undef, 0.1);
-}
+my $pid = worker_pid($n);
 ok($pid, "worker pid $pid");
 
 my ($events, $done) = stream('/chat1');

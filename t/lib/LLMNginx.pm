@@ -13,7 +13,7 @@ use IO::Socket::INET;
 use Exporter 'import';
 
 our @EXPORT = qw(module_path free_port start_nginx stop_nginx
-                 wait_port error_log_lines reload_nginx);
+                 wait_port error_log_lines reload_nginx worker_pid);
 
 sub module_path {
     my ($so) = grep { /ngx_http_llm_fallback_module\.so$/ }
@@ -124,6 +124,31 @@ sub error_log_lines {
 
     open my $fh, '<', $n->{error_log} or return ();
     return grep { $_ =~ $re } <$fh>;
+}
+
+# The pid of a worker of nginx $n (its master's child), waiting up to 10 s
+# for the master to start one; undef when none appears.
+sub worker_pid {
+    my ($n) = @_;
+
+    for (1 .. 100) {
+        if (open my $fh, '<', $n->{pid_file}) {
+            my $master = <$fh> // '';
+            chomp $master;
+
+            for my $status (glob '/proc/[0-9]*/status') {
+                open my $st, '<', $status or next;
+                my $text = do { local $/; <$st> };
+                return $1 if $master ne ''
+                             && $text =~ /^PPid:\s+$master$/m
+                             && $text =~ /^Pid:\s+(\d+)/m;
+            }
+        }
+
+        select(undef, undef, undef, 0.1);
+    }
+
+    return;
 }
 
 1;
