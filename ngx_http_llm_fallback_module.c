@@ -7,7 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_common.h"
 
 
 static ngx_int_t ngx_http_llm_fallback_preconfiguration(ngx_conf_t *cf);
@@ -105,6 +105,13 @@ static ngx_command_t  ngx_http_llm_fallback_commands[] = {
       offsetof(ngx_http_llm_fallback_loc_conf_t, max_response_size),
       NULL },
 
+    { ngx_string("llm_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_llm_fallback_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("llm_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_llm_fallback_status,
@@ -187,6 +194,12 @@ ngx_http_llm_fallback_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    /* the counters of llm_status, in the zone the breaker set up */
+
+    if (lmcf->breaker && ngx_http_llm_fallback_status_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (!lmcf->used) {
         return NGX_OK;
     }
@@ -229,6 +242,7 @@ ngx_http_llm_fallback_create_loc_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
+     *     conf->api = NULL;
      *     conf->chain = NULL;
      *     conf->nchain = 0;
      *     conf->chain_var = NULL;
@@ -292,6 +306,10 @@ ngx_http_llm_fallback_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_msec_value(conf->stream_idle_timeout,
                               prev->stream_idle_timeout, 30000);
     ngx_conf_merge_value(conf->response_headers, prev->response_headers, 1);
+
+    if (conf->api == NULL) {
+        conf->api = prev->api ? prev->api : &ngx_http_llm_fallback_api_chat;
+    }
     ngx_conf_merge_size_value(conf->max_response_size,
                               prev->max_response_size, 8 * 1024 * 1024);
 

@@ -7,7 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_common.h"
 
 
 static ngx_int_t ngx_http_llm_fallback_header_template(ngx_conf_t *cf,
@@ -19,8 +19,8 @@ static ngx_uint_t ngx_http_llm_fallback_unsafe_value(ngx_str_t *value);
 static ngx_int_t ngx_http_llm_fallback_set_headers(ngx_http_request_t *r,
     ngx_http_request_t *sr, ngx_http_llm_fallback_provider_t *p,
     off_t length, ngx_str_t *credential);
-static void ngx_http_llm_fallback_cancel_attempt(
-    ngx_http_llm_fallback_ctx_t *ctx);
+static ngx_int_t ngx_http_llm_fallback_post_subrequest(
+    ngx_http_request_t *sr, void *data, ngx_int_t rc);
 
 
 static ngx_str_t  ngx_http_llm_fallback_post = ngx_string("POST");
@@ -37,7 +37,6 @@ ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
     ngx_buf_t                        *b;
     ngx_int_t                         rc;
     ngx_str_t                         body, credential;
-    ngx_msec_t                        timeout;
     ngx_chain_t                      *cl;
     ngx_http_request_t               *sr;
     ngx_http_request_body_t          *rb;
@@ -134,24 +133,7 @@ ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    timeout = (p->timeout != NGX_CONF_UNSET_MSEC) ? p->timeout
-                                                  : ctx->conf->attempt_timeout;
-
-    if (ctx->deadline) {
-        timeout = ngx_min(timeout,
-                          ctx->deadline - ngx_min(ctx->deadline,
-                                                  ngx_current_msec));
-    }
-
-    ngx_add_timer(&ctx->timer, timeout);
-
     ctx->current = sc;
-    ctx->waiting = 1;
-    ctx->tries++;
-
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "llm fallback: attempt %ui to \"%V\" via \"%V\"",
-                   ctx->tries, &p->name, &p->uri);
 
     return NGX_OK;
 }
@@ -378,7 +360,12 @@ ngx_http_llm_fallback_set_headers(ngx_http_request_t *r,
 }
 
 
-ngx_int_t
+/*
+ * the attempt's end, as nginx finalises its subrequest: recorded for the
+ * driver, which nginx then wakes through the parent's write event
+ */
+
+static ngx_int_t
 ngx_http_llm_fallback_post_subrequest(ngx_http_request_t *sr, void *data,
     ngx_int_t rc)
 {
@@ -413,83 +400,33 @@ ngx_http_llm_fallback_post_subrequest(ngx_http_request_t *sr, void *data,
 }
 
 
-void
-ngx_http_llm_fallback_timer_handler(ngx_event_t *ev)
-{
-    ngx_connection_t             *c;
-    ngx_http_request_t           *r;
-    ngx_http_llm_fallback_ctx_t  *ctx;
-
-    ctx = (ngx_http_llm_fallback_ctx_t *)
-              ((u_char *) ev - offsetof(ngx_http_llm_fallback_ctx_t, timer));
-
-    r = ctx->request;
-    c = r->connection;
-
-    if (ctx->sleeping) {
-        ctx->sleeping = 0;
-
-        ngx_http_llm_fallback_next(r, ctx);
-        ngx_http_run_posted_requests(c);
-        return;
-    }
-
-    if (ctx->current == NULL || ctx->current->done) {
-        return;
-    }
-
-    if (ctx->committed) {
-
-        if (ngx_http_llm_fallback_stream_held(ctx->current)) {
-            /* not silent: the client is slow, send_timeout is for that */
-            ngx_add_timer(&ctx->timer, ctx->conf->stream_idle_timeout);
-            return;
-        }
-
-        /* llm_stream_idle_timeout: the stream went silent */
-        ctx->current->idle = 1;
-
-    } else {
-        ctx->current->timed_out = 1;
-
-        if (ctx->deadline && ngx_current_msec >= ctx->deadline) {
-            ctx->deadline_hit = 1;
-        }
-    }
-
-    ngx_http_llm_fallback_cancel_attempt(ctx);
-    ngx_http_run_posted_requests(c);
-}
-
-
 /*
  * nginx has no call that cancels a running subrequest.  The attempt's
  * upstream is ended through the cleanup it registered, as nginx ends it
  * when the client goes away: the connection is closed, no next server of
- * the upstream is tried and none is counted as failed.  The subrequest is
- * then finalised here, which records the attempt and wakes the driver.
- * The deadlines therefore hold whatever nginx's upstream was doing
+ * the upstream is tried and none is counted as failed.  The driver then
+ * finalises the subrequest as failed, which records the attempt and wakes
+ * it.  The deadlines therefore hold whatever nginx's upstream was doing
  * (resolving, connecting, TLS, waiting for the header or the body).
+ * NGX_AGAIN: the upstream has not started yet, or is already ending.
  */
 
-static void
-ngx_http_llm_fallback_cancel_attempt(ngx_http_llm_fallback_ctx_t *ctx)
+ngx_int_t
+ngx_http_llm_fallback_cancel_attempt(ngx_http_llm_fallback_sr_ctx_t *sc)
 {
     ngx_http_request_t   *sr;
     ngx_http_upstream_t  *u;
 
-    sr = ctx->current->sr;
+    sr = sc->sr;
     u = sr->upstream;
 
     if (u == NULL || u->cleanup == NULL) {
-        /* not started yet, or already ending: look again shortly */
-        ngx_add_timer(&ctx->timer, 50);
-        return;
+        return NGX_AGAIN;
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                    "llm fallback: cancel attempt to \"%V\"",
-                   &ctx->current->provider->name);
+                   &sc->provider->name);
 
     /* the upstream's own finalisation (NGX_DONE) releases a reference */
 
@@ -497,5 +434,33 @@ ngx_http_llm_fallback_cancel_attempt(ngx_http_llm_fallback_ctx_t *ctx)
 
     (*u->cleanup)(sr);
 
-    ngx_http_finalize_request(sr, NGX_ERROR);
+    return NGX_OK;
+}
+
+
+/* the attempt a subrequest is, or NULL: for the filters and variables */
+
+ngx_http_llm_fallback_sr_ctx_t *
+ngx_http_llm_fallback_attempt_ctx(ngx_http_request_t *r)
+{
+    ngx_http_llm_fallback_sr_ctx_t  *sc;
+
+    if (r == r->main) {
+        return NULL;
+    }
+
+    sc = ngx_http_get_module_ctx(r, ngx_http_llm_fallback_module);
+
+    if (sc == NULL
+        && r->post_subrequest
+        && r->post_subrequest->handler
+           == ngx_http_llm_fallback_post_subrequest)
+    {
+        /* an internal redirect in the provider location zeroes r->ctx */
+
+        sc = r->post_subrequest->data;
+        ngx_http_set_ctx(r, sc, ngx_http_llm_fallback_module);
+    }
+
+    return sc;
 }

@@ -7,7 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_common.h"
 
 
 /*
@@ -264,11 +264,7 @@ ngx_http_llm_fallback_breaker_init(ngx_conf_t *cf,
         lmcf->breaker = cb;
     }
 
-    if (lmcf->breaker == NULL) {
-        return NGX_OK;
-    }
-
-    return ngx_http_llm_fallback_status_init(cf);
+    return NGX_OK;
 }
 
 

@@ -8,7 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <openssl/sha.h>
-#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_common.h"
 #include "ngx_http_llm_fallback_redis.h"
 
 
@@ -89,6 +89,9 @@ struct ngx_http_llm_fallback_cache_ctx_s {
 
     ngx_http_llm_fallback_redis_op_t       op;
 
+    /* the driver's, for the verdict of a lookup that waited for Redis */
+    ngx_http_llm_fallback_done_pt          done;
+
     unsigned                               has_stale:1;
     unsigned                               no_store:1;
 };
@@ -113,6 +116,8 @@ static ngx_int_t ngx_http_llm_fallback_cache_names(ngx_http_request_t *r,
 static ngx_int_t ngx_http_llm_fallback_cache_prepare(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx,
     ngx_http_llm_fallback_cache_entry_t *entry, ngx_uint_t status);
+static void ngx_http_llm_fallback_cache_set_status(
+    ngx_http_llm_fallback_cache_ctx_t *cc, ngx_uint_t status);
 static void ngx_http_llm_fallback_cache_count(void *data);
 static int64_t ngx_http_llm_fallback_cache_now(void);
 
@@ -335,13 +340,15 @@ ngx_http_llm_fallback_cache_merge(ngx_conf_t *cf,
 
 
 /*
- * NGX_AGAIN: Redis was asked, the request resumes by itself;
- * NGX_DECLINED: go on with the providers (no cache, bypass, Redis down)
+ * The verdict: NGX_DECLINED, go on with the providers (no cache, a
+ * bypass, Redis down); NGX_AGAIN, Redis was asked and the verdict goes to
+ * done() with its reply: NGX_OK, a HIT is the request's result, ready to
+ * be sent; NGX_DECLINED, a MISS; NGX_ERROR.
  */
 
 ngx_int_t
 ngx_http_llm_fallback_cache_lookup(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx)
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_done_pt done)
 {
     ngx_int_t                            rc;
     ngx_uint_t                           no_cache, no_store;
@@ -363,6 +370,7 @@ ngx_http_llm_fallback_cache_lookup(ngx_http_request_t *r,
 
     cc->conf = conf;
     cc->ctx = ctx;
+    cc->done = done;
     ctx->cache = cc;
 
     /* counted once, with the final status (a MISS may become STALE) */
@@ -379,7 +387,8 @@ ngx_http_llm_fallback_cache_lookup(ngx_http_request_t *r,
 
     if (no_store) {
         cc->no_store = 1;
-        cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_BYPASS;
+        ngx_http_llm_fallback_cache_set_status(cc,
+                                        NGX_HTTP_LLM_FALLBACK_CACHE_BYPASS);
         return NGX_DECLINED;
     }
 
@@ -388,7 +397,8 @@ ngx_http_llm_fallback_cache_lookup(ngx_http_request_t *r,
     }
 
     if (no_cache) {
-        cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_BYPASS;
+        ngx_http_llm_fallback_cache_set_status(cc,
+                                        NGX_HTTP_LLM_FALLBACK_CACHE_BYPASS);
         return NGX_DECLINED;
     }
 
@@ -399,7 +409,8 @@ ngx_http_llm_fallback_cache_lookup(ngx_http_request_t *r,
             return NGX_ERROR;
 
         case NGX_DECLINED:
-            cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_BYPASS;
+            ngx_http_llm_fallback_cache_set_status(cc,
+                                        NGX_HTTP_LLM_FALLBACK_CACHE_BYPASS);
             return NGX_DECLINED;
 
         default: /* NGX_OK */
@@ -425,7 +436,8 @@ ngx_http_llm_fallback_cache_lookup(ngx_http_request_t *r,
                    "llm cache: redis %V is not available",
                    &conf->server->name);
 
-    cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_ERROR;
+    ngx_http_llm_fallback_cache_set_status(cc,
+                                           NGX_HTTP_LLM_FALLBACK_CACHE_ERROR);
 
     return NGX_DECLINED;
 }
@@ -448,13 +460,13 @@ ngx_http_llm_fallback_cache_resume(ngx_http_llm_fallback_redis_op_t *op)
     switch (op->rc) {
 
     case NGX_OK:
-        cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_MISS;
+        ngx_http_llm_fallback_cache_set_status(cc,
+                                            NGX_HTTP_LLM_FALLBACK_CACHE_MISS);
 
         rc = ngx_http_llm_fallback_cache_parse(r, cc, &op->value, &entry);
 
         if (rc == NGX_ERROR) {
-            ngx_http_llm_fallback_finish(r, ctx,
-                                         NGX_HTTP_INTERNAL_SERVER_ERROR);
+            cc->done(r, ctx, NGX_ERROR);
             return;
         }
 
@@ -475,9 +487,7 @@ ngx_http_llm_fallback_cache_resume(ngx_http_llm_fallback_redis_op_t *op)
                 break;
             }
 
-            ngx_http_llm_fallback_finish(r, ctx,
-                rc == NGX_OK ? ngx_http_llm_fallback_send_result(r, ctx)
-                             : NGX_HTTP_INTERNAL_SERVER_ERROR);
+            cc->done(r, ctx, rc);
             return;
         }
 
@@ -489,7 +499,8 @@ ngx_http_llm_fallback_cache_resume(ngx_http_llm_fallback_redis_op_t *op)
         break;
 
     case NGX_DECLINED:
-        cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_MISS;
+        ngx_http_llm_fallback_cache_set_status(cc,
+                                            NGX_HTTP_LLM_FALLBACK_CACHE_MISS);
 
         if (op->too_large) {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
@@ -503,7 +514,8 @@ ngx_http_llm_fallback_cache_resume(ngx_http_llm_fallback_redis_op_t *op)
         break;
 
     default: /* NGX_ERROR */
-        cc->status = NGX_HTTP_LLM_FALLBACK_CACHE_ERROR;
+        ngx_http_llm_fallback_cache_set_status(cc,
+                                           NGX_HTTP_LLM_FALLBACK_CACHE_ERROR);
         break;
     }
 
@@ -512,7 +524,7 @@ ngx_http_llm_fallback_cache_resume(ngx_http_llm_fallback_redis_op_t *op)
                    &ngx_http_llm_fallback_cache_statuses[cc->status],
                    &cc->key);
 
-    ngx_http_llm_fallback_next(r, ctx);
+    cc->done(r, ctx, NGX_DECLINED);
 }
 
 
@@ -609,8 +621,8 @@ ngx_http_llm_fallback_cache_store(ngx_http_request_t *r,
 
 /*
  * Stale-if-error: every attempt failed (or every provider is open).
- * NGX_OK: a stale entry was served and the request finalized;
- * NGX_DECLINED: there is none, send the error.
+ * NGX_OK: a stale entry is the request's result, ready to be sent;
+ * NGX_DECLINED: there is none, the error is sent.
  */
 
 ngx_int_t
@@ -638,13 +650,8 @@ ngx_http_llm_fallback_cache_stale(ngx_http_request_t *r,
     rc = ngx_http_llm_fallback_cache_prepare(r, ctx, &cc->stale,
                                            NGX_HTTP_LLM_FALLBACK_CACHE_STALE);
 
-    if (rc == NGX_DECLINED) {
-        return NGX_DECLINED;
-    }
-
-    if (rc == NGX_ERROR) {
-        ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NGX_OK;
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
@@ -652,23 +659,7 @@ ngx_http_llm_fallback_cache_stale(ngx_http_request_t *r,
                   "answer stored %L ms ago",
                   ngx_http_llm_fallback_reasons(ctx), age);
 
-    ngx_http_llm_fallback_finish(r, ctx,
-                                 ngx_http_llm_fallback_send_result(r, ctx));
-
     return NGX_OK;
-}
-
-
-ngx_str_t *
-ngx_http_llm_fallback_cache_status(ngx_http_llm_fallback_ctx_t *ctx)
-{
-    if (ctx->cache == NULL
-        || ctx->cache->status == NGX_HTTP_LLM_FALLBACK_CACHE_NONE)
-    {
-        return NULL;
-    }
-
-    return &ngx_http_llm_fallback_cache_statuses[ctx->cache->status];
 }
 
 
@@ -706,7 +697,8 @@ ngx_http_llm_fallback_cache_key(ngx_http_request_t *r,
      * into a buffer of that size, twice only when it did not fit
      */
 
-    extra = sizeof("\ns:") - 1 + NGX_SIZE_T_LEN + scope.len;
+    extra = sizeof("\ns:") - 1 + NGX_SIZE_T_LEN + scope.len
+            + sizeof("\na:") - 1 + NGX_SIZE_T_LEN + ctx->api->tag.len;
 
     for (i = 0; i < ctx->nchain; i++) {
         extra += sizeof("\np:") - 1 + NGX_SIZE_T_LEN
@@ -751,6 +743,12 @@ ngx_http_llm_fallback_cache_key(ngx_http_request_t *r,
     }
 
     p = ngx_sprintf(p, "\ns%uz:%V", scope.len, &scope);
+
+    /* the front door's tag: none for chat, whose keys are older */
+
+    if (ctx->api->tag.len) {
+        p = ngx_sprintf(p, "\na%uz:%V", ctx->api->tag.len, &ctx->api->tag);
+    }
 
     SHA256(buf, p - buf, md);
 
@@ -1270,9 +1268,21 @@ ngx_http_llm_fallback_cache_prepare(ngx_http_request_t *r,
     ctx->served = p;
     ctx->has_result = 1;
     ctx->ttft = ngx_current_msec - ctx->start;
-    ctx->cache->status = status;
+
+    ngx_http_llm_fallback_cache_set_status(ctx->cache, status);
 
     return NGX_OK;
+}
+
+
+/* the lookup's status, and the request's ctx->cache_status for readers */
+
+static void
+ngx_http_llm_fallback_cache_set_status(ngx_http_llm_fallback_cache_ctx_t *cc,
+    ngx_uint_t status)
+{
+    cc->status = status;
+    cc->ctx->cache_status = ngx_http_llm_fallback_cache_statuses[status];
 }
 
 

@@ -7,7 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_common.h"
 
 
 static char *ngx_http_llm_fallback_read_key_file(ngx_conf_t *cf,
@@ -19,18 +19,12 @@ static char *ngx_http_llm_fallback_set_key(ngx_conf_t *cf,
     ngx_http_llm_fallback_provider_t *p, ngx_str_t *value);
 
 
-/* parameter names that say their value is a secret, in lowercase */
+/* the front doors, by llm_api name */
 
-static ngx_str_t  ngx_http_llm_fallback_secret_names[] = {
-    ngx_string("key"),
-    ngx_string("pass"),
-    ngx_string("secret"),
-    ngx_string("token"),
-    ngx_null_string
+static ngx_http_llm_fallback_api_t  *ngx_http_llm_fallback_apis[] = {
+    &ngx_http_llm_fallback_api_chat,
+    NULL
 };
-
-
-static ngx_str_t  ngx_http_llm_fallback_redacted = ngx_string("[redacted]");
 
 
 static ngx_http_llm_fallback_format_t  *ngx_http_llm_fallback_formats[] = {
@@ -291,55 +285,6 @@ invalid:
                        ngx_http_llm_fallback_conf_param(cf, &value[i]),
                        &value[1]);
     return NGX_CONF_ERROR;
-}
-
-
-/*
- * A parameter as configuration errors print it: the value of one whose
- * name contains "key", "pass", "secret" or "token", in any case, is
- * replaced, so that a misspelt "api_key=" or "password=" never prints
- * the secret (nginx -t output ends up in CI logs and tickets).
- */
-
-ngx_str_t *
-ngx_http_llm_fallback_conf_param(ngx_conf_t *cf, ngx_str_t *value)
-{
-    u_char      *eq, *p;
-    ngx_str_t   *s, *w;
-
-    eq = ngx_strlchr(value->data, value->data + value->len, '=');
-
-    if (eq == NULL || eq + 1 == value->data + value->len) {
-        return value;
-    }
-
-    for (w = ngx_http_llm_fallback_secret_names; w->len; w++) {
-        if (ngx_strlcasestrn(value->data, eq, w->data, w->len - 1)) {
-            break;
-        }
-    }
-
-    if (w->len == 0) {
-        return value;
-    }
-
-    s = ngx_palloc(cf->temp_pool, sizeof(ngx_str_t));
-    if (s == NULL) {
-        return &ngx_http_llm_fallback_redacted;
-    }
-
-    s->len = eq + 1 - value->data + ngx_http_llm_fallback_redacted.len;
-
-    s->data = ngx_pnalloc(cf->temp_pool, s->len);
-    if (s->data == NULL) {
-        return &ngx_http_llm_fallback_redacted;
-    }
-
-    p = ngx_cpymem(s->data, value->data, eq + 1 - value->data);
-    ngx_memcpy(p, ngx_http_llm_fallback_redacted.data,
-               ngx_http_llm_fallback_redacted.len);
-
-    return s;
 }
 
 
@@ -627,24 +572,37 @@ ngx_http_llm_fallback_resolve_chain(ngx_conf_t *cf,
 }
 
 
-ngx_http_llm_fallback_provider_t *
-ngx_http_llm_fallback_find_provider(ngx_http_llm_fallback_main_conf_t *lmcf,
-    u_char *name, size_t len)
+/* llm_api: the front door of a location */
+
+char *
+ngx_http_llm_fallback_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_uint_t                         i;
-    ngx_http_llm_fallback_provider_t  *p;
+    ngx_http_llm_fallback_loc_conf_t *lcf = conf;
 
-    p = lmcf->providers.elts;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
 
-    for (i = 0; i < lmcf->providers.nelts; i++) {
-        if (p[i].name.len == len
-            && ngx_strncmp(p[i].name.data, name, len) == 0)
+    if (lcf->api) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 0; ngx_http_llm_fallback_apis[i]; i++) {
+        if (ngx_http_llm_fallback_apis[i]->name.len == value[1].len
+            && ngx_strncmp(ngx_http_llm_fallback_apis[i]->name.data,
+                           value[1].data, value[1].len)
+               == 0)
         {
-            return &p[i];
+            lcf->api = ngx_http_llm_fallback_apis[i];
+            return NGX_CONF_OK;
         }
     }
 
-    return NULL;
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown llm_api \"%V\"", &value[1]);
+
+    return NGX_CONF_ERROR;
 }
 
 

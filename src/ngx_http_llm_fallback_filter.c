@@ -7,7 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_common.h"
 
 
 /*
@@ -69,34 +69,6 @@ ngx_http_llm_fallback_filter_init(ngx_conf_t *cf)
 }
 
 
-/* the attempt a subrequest is, or NULL: for the filters and variables */
-
-ngx_http_llm_fallback_sr_ctx_t *
-ngx_http_llm_fallback_attempt_ctx(ngx_http_request_t *r)
-{
-    ngx_http_llm_fallback_sr_ctx_t  *sc;
-
-    if (r == r->main) {
-        return NULL;
-    }
-
-    sc = ngx_http_get_module_ctx(r, ngx_http_llm_fallback_module);
-
-    if (sc == NULL
-        && r->post_subrequest
-        && r->post_subrequest->handler
-           == ngx_http_llm_fallback_post_subrequest)
-    {
-        /* an internal redirect in the provider location zeroes r->ctx */
-
-        sc = r->post_subrequest->data;
-        ngx_http_set_ctx(r, sc, ngx_http_llm_fallback_module);
-    }
-
-    return sc;
-}
-
-
 static ngx_int_t
 ngx_http_llm_fallback_header_filter(ngx_http_request_t *r)
 {
@@ -131,7 +103,8 @@ ngx_http_llm_fallback_header_filter(ngx_http_request_t *r)
         && sc->status < NGX_HTTP_SPECIAL_RESPONSE
         && ngx_http_llm_fallback_is_event_stream(r))
     {
-        return ngx_http_llm_fallback_stream_start(r, sc);
+        return ngx_http_llm_fallback_stream_start(r, sc,
+                                                  ngx_http_next_body_filter);
     }
 
     len = r->headers_out.content_length_n;
@@ -159,14 +132,6 @@ ngx_http_llm_fallback_header_filter(ngx_http_request_t *r)
     }
 
     return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_llm_fallback_next_body_filter(ngx_http_request_t *r,
-    ngx_chain_t *in)
-{
-    return ngx_http_next_body_filter(r, in);
 }
 
 
@@ -215,38 +180,6 @@ ngx_http_llm_fallback_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     }
 
     return NGX_OK;
-}
-
-
-/*
- * An answer over llm_max_response_size is not read to its end (it may
- * never end): the attempt's upstream stops reading and closes the
- * provider connection as soon as it regains control.  An error returned
- * from the body filter would do that too, but nginx then marks the
- * client connection as failed.
- */
-
-void
-ngx_http_llm_fallback_stop_upstream(ngx_http_request_t *r)
-{
-    ngx_http_upstream_t  *u;
-
-    u = r->upstream;
-
-    if (u == NULL) {
-        return;
-    }
-
-    if (u->buffering) {
-        if (u->pipe) {
-            u->pipe->upstream_error = 1;
-        }
-
-        return;
-    }
-
-    u->length = 0;
-    u->keepalive = 0;
 }
 
 

@@ -7,7 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_common.h"
 #include "ngx_http_llm_fallback_translate.h"
 
 

@@ -7,10 +7,44 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_common.h"
+
+
+/*
+ * The driver: the one place that moves a request along and ends it.
+ *
+ *   body -> cache verdict -> attempt loop -> result or stream -> finish
+ *
+ * handler() reads the body and body_handler() has the front door parse
+ * it into the canonical request.  The cache's verdict comes back through
+ * cache_done(): a HIT is sent, anything else starts the chain.  next() is
+ * the attempt loop: the breaker admits the provider or it is skipped, the
+ * attempt's subrequest is started, and the attempt timer (timer_handler())
+ * bounds it and backs off before a retry.  When the subrequest is done
+ * nginx wakes the parent (wev_handler()) and attempt_done() decides: a
+ * result is sent; a failure is retried, falls back to the next provider
+ * or ends the chain (provider_error(), exhausted(), timed_out(),
+ * circuit_open(), the last three after stale-if-error).  A stream reports
+ * its commit point through ctx->commit (commit()); once committed, the
+ * attempt ends in stream_done(), in the same branch.  finish() ends every
+ * request.
+ *
+ * The services below it only report: the cache through the done handler
+ * it is given, the stream through ctx->commit, the attempt through the
+ * subrequest's end, which wakes the parent.  None of them sends the
+ * response, moves the chain on or finalises the request.
+ */
 
 
 static void ngx_http_llm_fallback_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llm_fallback_is_json(ngx_http_request_t *r);
+static void ngx_http_llm_fallback_cache_done(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_int_t rc);
+static void ngx_http_llm_fallback_next(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
+static void ngx_http_llm_fallback_timer_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_llm_fallback_commit(
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
 static ngx_int_t ngx_http_llm_fallback_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_llm_fallback_runtime_chain(ngx_http_request_t *r,
@@ -19,6 +53,8 @@ static void ngx_http_llm_fallback_bad_credential(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p);
 static void ngx_http_llm_fallback_wev_handler(ngx_http_request_t *r);
 static void ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
+static void ngx_http_llm_fallback_stream_done(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
 static ngx_uint_t ngx_http_llm_fallback_classify(
     ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t *status);
@@ -36,8 +72,14 @@ static void ngx_http_llm_fallback_timed_out(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx);
 static void ngx_http_llm_fallback_circuit_open(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx);
+static ngx_int_t ngx_http_llm_fallback_stale(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
+static void ngx_http_llm_fallback_exhausted_error(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_uint_t status, const char *type,
+    const char *message);
+static void ngx_http_llm_fallback_finish(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_llm_fallback_cleanup(void *data);
-static void ngx_http_llm_fallback_json_cleanup(void *data);
 
 
 ngx_int_t
@@ -94,6 +136,8 @@ ngx_http_llm_fallback_handler(ngx_http_request_t *r)
 
     ctx->request = r;
     ctx->conf = conf;
+    ctx->api = conf->api;
+    ctx->commit = ngx_http_llm_fallback_commit;
     ctx->result.prompt_tokens = -1;
     ctx->result.completion_tokens = -1;
 
@@ -149,20 +193,7 @@ ngx_http_llm_fallback_body_handler(ngx_http_request_t *r)
 
     ngx_memzero(&err, sizeof(ngx_http_llm_fallback_error_t));
 
-    err.status = NGX_HTTP_BAD_REQUEST;
-    err.type = "invalid_request_error";
-
-    if (ctx->body.len == 0) {
-        ngx_str_set(&err.message,
-                    "The request body is empty: expected a JSON object "
-                    "with 'messages'.");
-        ngx_http_finalize_request(r,
-                                  ngx_http_llm_fallback_send_error(r, ctx,
-                                                                   &err));
-        return;
-    }
-
-    rc = ngx_http_llm_fallback_validate(ctx, &err);
+    rc = ctx->api->parse(ctx, &err);
 
     if (rc == NGX_DECLINED) {
         ngx_http_finalize_request(r,
@@ -195,10 +226,30 @@ ngx_http_llm_fallback_body_handler(ngx_http_request_t *r)
 
     r->write_event_handler = ngx_http_llm_fallback_wev_handler;
 
-    rc = ngx_http_llm_fallback_cache_lookup(r, ctx);
+    rc = ngx_http_llm_fallback_cache_lookup(r, ctx,
+                                            ngx_http_llm_fallback_cache_done);
 
     if (rc == NGX_AGAIN) {
-        /* resumes from the cache's reply: a HIT, or the first attempt */
+        /* the verdict comes with Redis's reply */
+        return;
+    }
+
+    ngx_http_llm_fallback_cache_done(r, ctx, rc);
+}
+
+
+/*
+ * the cache's verdict: NGX_OK, a HIT made the result; NGX_DECLINED, no
+ * usable entry (a MISS, a bypass, Redis unavailable): the chain runs
+ */
+
+static void
+ngx_http_llm_fallback_cache_done(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_int_t rc)
+{
+    if (rc == NGX_OK) {
+        ngx_http_llm_fallback_finish(r, ctx,
+                                   ngx_http_llm_fallback_send_result(r, ctx));
         return;
     }
 
@@ -208,6 +259,47 @@ ngx_http_llm_fallback_body_handler(ngx_http_request_t *r)
     }
 
     ngx_http_llm_fallback_next(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_is_json(ngx_http_request_t *r)
+{
+    u_char  *p, *last;
+    size_t   len;
+
+    if (r->headers_in.content_type == NULL) {
+        return 1;
+    }
+
+    p = r->headers_in.content_type->value.data;
+    len = r->headers_in.content_type->value.len;
+    last = ngx_strlchr(p, p + len, ';');
+
+    if (last) {
+        len = last - p;
+    }
+
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+        len--;
+    }
+
+    if (len == sizeof("application/json") - 1
+        && ngx_strncasecmp(p, (u_char *) "application/json", len) == 0)
+    {
+        return 1;
+    }
+
+    /* application/<anything>+json */
+
+    if (len > sizeof("application/+json") - 1
+        && ngx_strncasecmp(p, (u_char *) "application/", 12) == 0
+        && ngx_strncasecmp(p + len - 5, (u_char *) "+json", 5) == 0)
+    {
+        return 1;
+    }
+
+    return 0;
 }
 
 
@@ -344,11 +436,12 @@ ngx_http_llm_fallback_runtime_chain(ngx_http_request_t *r,
 }
 
 
-void
+static void
 ngx_http_llm_fallback_next(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx)
 {
     ngx_int_t                          rc;
+    ngx_msec_t                         timeout;
     ngx_http_llm_fallback_attempt_t   *a;
     ngx_http_llm_fallback_provider_t  *p;
 
@@ -404,6 +497,140 @@ ngx_http_llm_fallback_next(ngx_http_request_t *r,
         ngx_http_llm_fallback_finish(r, ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    /* llm_attempt_timeout, to the first content of a stream */
+
+    timeout = (p->timeout != NGX_CONF_UNSET_MSEC) ? p->timeout
+                                                  : ctx->conf->attempt_timeout;
+
+    if (ctx->deadline) {
+        timeout = ngx_min(timeout,
+                          ctx->deadline - ngx_min(ctx->deadline,
+                                                  ngx_current_msec));
+    }
+
+    ngx_add_timer(&ctx->timer, timeout);
+
+    ctx->waiting = 1;
+    ctx->tries++;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "llm fallback: attempt %ui to \"%V\" via \"%V\"",
+                   ctx->tries, &p->name, &p->uri);
+}
+
+
+/*
+ * The attempt timer: the end of a backoff before a retry, an attempt's
+ * timeout or the request's deadline, or a committed stream gone silent
+ * for llm_stream_idle_timeout.
+ */
+
+static void
+ngx_http_llm_fallback_timer_handler(ngx_event_t *ev)
+{
+    ngx_msec_int_t                   idle;
+    ngx_connection_t                *c;
+    ngx_http_request_t              *r;
+    ngx_http_llm_fallback_ctx_t     *ctx;
+    ngx_http_llm_fallback_sr_ctx_t  *sc;
+
+    ctx = (ngx_http_llm_fallback_ctx_t *)
+              ((u_char *) ev - offsetof(ngx_http_llm_fallback_ctx_t, timer));
+
+    r = ctx->request;
+    c = r->connection;
+
+    if (ctx->sleeping) {
+        ctx->sleeping = 0;
+
+        ngx_http_llm_fallback_next(r, ctx);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    sc = ctx->current;
+
+    if (sc == NULL || sc->done) {
+        return;
+    }
+
+    if (ctx->committed) {
+
+        if (ngx_http_llm_fallback_stream_held(sc)) {
+            /* not silent: the client is slow, send_timeout is for that */
+            ngx_add_timer(&ctx->timer, ctx->conf->stream_idle_timeout);
+            return;
+        }
+
+        idle = (ngx_msec_int_t) (ngx_current_msec - sc->active);
+
+        if (idle >= 0 && idle < (ngx_msec_int_t) ctx->conf->stream_idle_timeout)
+        {
+            /* events came since the timer was set: the rest of the wait */
+            ngx_add_timer(&ctx->timer,
+                          ctx->conf->stream_idle_timeout - (ngx_msec_t) idle);
+            return;
+        }
+
+        sc->idle = 1;
+
+    } else {
+        sc->timed_out = 1;
+
+        if (ctx->deadline && ngx_current_msec >= ctx->deadline) {
+            ctx->deadline_hit = 1;
+        }
+    }
+
+    if (ngx_http_llm_fallback_cancel_attempt(sc) != NGX_OK) {
+        /* not started yet, or already ending: look again shortly */
+        ngx_add_timer(&ctx->timer, 50);
+        return;
+    }
+
+    /* the subrequest ends as failed: that wakes the driver */
+
+    ngx_http_finalize_request(sc->sr, NGX_ERROR);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * a stream's first content is ready: the chain is committed to this
+ * attempt, the response header is sent and the idle timeout replaces
+ * the attempt's
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_commit(ngx_http_llm_fallback_ctx_t *ctx,
+    ngx_http_llm_fallback_sr_ctx_t *sc)
+{
+    ngx_int_t  rc;
+
+    ctx->committed = 1;
+    ctx->served = sc->provider;
+    ctx->ttft = ngx_current_msec - ctx->start;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    if (ctx->conf->stream_idle_timeout) {
+        ngx_add_timer(&ctx->timer, ctx->conf->stream_idle_timeout);
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                   "llm fallback: stream from \"%V\" committed after %M ms",
+                   &sc->provider->name, ctx->ttft);
+
+    rc = ngx_http_llm_fallback_send_stream_header(ctx->request, ctx);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -601,6 +828,71 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
 }
 
 
+/*
+ * The committed attempt is over: the stream writes its end (the last
+ * events and "[DONE]", or an error event when it broke) and the driver
+ * reports the attempt as attempt_done() does an answer, then sends it.
+ */
+
+static void
+ngx_http_llm_fallback_stream_done(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc)
+{
+    ngx_int_t                         rc, stored;
+    ngx_uint_t                        reason, status;
+    ngx_http_llm_fallback_attempt_t  *a;
+
+    status = sc->status;
+
+    if (sc->idle) {
+        reason = NGX_HTTP_LLM_FALLBACK_TIMEOUT;
+        status = NGX_HTTP_GATEWAY_TIME_OUT;
+
+    } else {
+        reason = ngx_http_llm_fallback_stream_failure(sc);
+    }
+
+    if (reason == NGX_HTTP_LLM_FALLBACK_OK) {
+        rc = ngx_http_llm_fallback_stream_end(r, sc, reason);
+
+        /* the tokens first: the report counts them */
+
+        stored = ngx_http_llm_fallback_stream_result(r, ctx, sc, reason);
+
+        ngx_http_llm_fallback_breaker_report(r, ctx, sc, reason, status, 0);
+
+        if (stored == NGX_OK) {
+            ngx_http_llm_fallback_cache_store(r, ctx);
+        }
+
+    } else {
+        a = ngx_array_push(&ctx->attempts);
+        if (a) {
+            a->provider = sc->provider;
+            a->status = status;
+            a->reason = reason;
+        }
+
+        ngx_http_llm_fallback_breaker_report(r, ctx, sc, reason, status, 1);
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "llm provider \"%V\" stream failed after its first "
+                      "content: %s", &sc->provider->name,
+                      ngx_http_llm_fallback_stream_failure_name(sc, reason));
+
+        rc = ngx_http_llm_fallback_stream_end(r, sc, reason);
+
+        (void) ngx_http_llm_fallback_stream_result(r, ctx, sc, reason);
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_llm_fallback_stream_send(r, sc);
+    }
+
+    ngx_http_llm_fallback_finish(r, ctx, rc);
+}
+
+
 static ngx_uint_t
 ngx_http_llm_fallback_classify(ngx_http_llm_fallback_sr_ctx_t *sc,
     ngx_uint_t *status)
@@ -795,7 +1087,7 @@ ngx_http_llm_fallback_exhausted(ngx_http_request_t *r,
      * an entry past its ttl but within stale= is served instead
      */
 
-    if (ngx_http_llm_fallback_cache_stale(r, ctx) == NGX_OK) {
+    if (ngx_http_llm_fallback_stale(r, ctx) == NGX_OK) {
         return;
     }
 
@@ -834,10 +1126,10 @@ ngx_http_llm_fallback_exhausted(ngx_http_request_t *r,
                   "llm fallback: every attempt failed: %V",
                   ngx_http_llm_fallback_reasons(ctx));
 
-    ngx_http_llm_fallback_finish(r, ctx,
-        ngx_http_llm_fallback_send_exhausted(r, ctx, status,
-            "llm_providers_exhausted",
-            "Every provider of the fallback chain failed."));
+    ngx_http_llm_fallback_exhausted_error(r, ctx, status,
+                                        "llm_providers_exhausted",
+                                        "Every provider of the fallback "
+                                        "chain failed.");
 }
 
 
@@ -847,7 +1139,7 @@ ngx_http_llm_fallback_timed_out(ngx_http_request_t *r,
 {
     /* stale-if-error: the deadline passed before any provider answered */
 
-    if (ngx_http_llm_fallback_cache_stale(r, ctx) == NGX_OK) {
+    if (ngx_http_llm_fallback_stale(r, ctx) == NGX_OK) {
         return;
     }
 
@@ -855,11 +1147,11 @@ ngx_http_llm_fallback_timed_out(ngx_http_request_t *r,
                   "llm fallback: llm_fallback_timeout passed after: %V",
                   ngx_http_llm_fallback_reasons(ctx));
 
-    ngx_http_llm_fallback_finish(r, ctx,
-        ngx_http_llm_fallback_send_exhausted(r, ctx,
-            NGX_HTTP_GATEWAY_TIME_OUT, "llm_timeout",
-            "The llm_fallback_timeout deadline passed before any "
-            "provider answered."));
+    ngx_http_llm_fallback_exhausted_error(r, ctx, NGX_HTTP_GATEWAY_TIME_OUT,
+                                        "llm_timeout",
+                                        "The llm_fallback_timeout deadline "
+                                        "passed before any provider "
+                                        "answered.");
 }
 
 
@@ -896,15 +1188,64 @@ ngx_http_llm_fallback_circuit_open(ngx_http_request_t *r,
                   "llm fallback: every provider is open: %V",
                   ngx_http_llm_fallback_reasons(ctx));
 
-    ngx_http_llm_fallback_finish(r, ctx,
-        ngx_http_llm_fallback_send_exhausted(r, ctx,
-            NGX_HTTP_SERVICE_UNAVAILABLE, "llm_circuit_open",
-            "Every provider of the fallback chain is unavailable: their "
-            "circuit breakers are open."));
+    ngx_http_llm_fallback_exhausted_error(r, ctx,
+                                        NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "llm_circuit_open",
+                                        "Every provider of the fallback "
+                                        "chain is unavailable: their "
+                                        "circuit breakers are open.");
 }
 
 
-void
+/*
+ * stale-if-error: NGX_OK, an entry past its ttl but within stale= was
+ * sent instead of the error; NGX_DECLINED, there is none
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_stale(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_llm_fallback_cache_stale(r, ctx);
+
+    if (rc == NGX_DECLINED) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_llm_fallback_finish(r, ctx,
+                                 rc == NGX_OK
+                                 ? ngx_http_llm_fallback_send_result(r, ctx)
+                                 : NGX_HTTP_INTERNAL_SERVER_ERROR);
+    return NGX_OK;
+}
+
+
+/* the chain ended without an answer: the error lists the attempts */
+
+static void
+ngx_http_llm_fallback_exhausted_error(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_uint_t status, const char *type,
+    const char *message)
+{
+    ngx_http_llm_fallback_error_t  err;
+
+    ngx_memzero(&err, sizeof(ngx_http_llm_fallback_error_t));
+
+    err.status = status;
+    err.type = type;
+    err.message.data = (u_char *) message;
+    err.message.len = ngx_strlen(message);
+    err.attempts = 1;
+
+    ngx_http_llm_fallback_finish(r, ctx,
+                                 ngx_http_llm_fallback_send_error(r, ctx,
+                                                                  &err));
+}
+
+
+static void
 ngx_http_llm_fallback_finish(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_int_t rc)
 {
@@ -916,30 +1257,6 @@ ngx_http_llm_fallback_finish(ngx_http_request_t *r,
     }
 
     ngx_http_finalize_request(r, rc);
-}
-
-
-ngx_int_t
-ngx_http_llm_fallback_json_keep(ngx_pool_t *pool, json_t *json)
-{
-    ngx_pool_cleanup_t  *cln;
-
-    cln = ngx_pool_cleanup_add(pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_llm_fallback_json_cleanup;
-    cln->data = json;
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_llm_fallback_json_cleanup(void *data)
-{
-    json_decref(data);
 }
 
 

@@ -7,7 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_common.h"
 
 
 static ngx_int_t ngx_http_llm_fallback_openai_create_request(

@@ -9,7 +9,7 @@
 #include <ngx_http.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
-#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_common.h"
 #include "ngx_http_llm_fallback_redis.h"
 
 

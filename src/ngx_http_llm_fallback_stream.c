@@ -7,7 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_common.h"
 #include "ngx_http_llm_fallback_translate.h"
 
 
@@ -20,9 +20,10 @@
  * refusal or a tool call delta): before that point a failure is
  * invisible and the chain goes on.  At the commit point the main
  * request's header is sent, then every event is passed on, flushed,
- * as the main request's body through the postpone filter.  The
- * parent ends the stream when the subrequest is done: "[DONE]", or an
- * error event when the stream broke after the commit point.
+ * as the main request's body through the postpone filter.  The front
+ * door writes the events in its own shape.  When the subrequest is done
+ * the driver has the stream end: the last events, or an error event when
+ * it broke after the commit point.
  */
 
 
@@ -47,6 +48,7 @@
 
 struct ngx_http_llm_fallback_stream_s {
     ngx_http_llm_fallback_xlat_stream_t   x;
+    ngx_http_llm_fallback_ctx_t          *ctx;
     ngx_http_llm_fallback_xlat_acc_t     *acc;
     ngx_uint_t                            type;
 
@@ -63,13 +65,10 @@ struct ngx_http_llm_fallback_stream_s {
     /* the upstream's buffers not parsed yet */
     ngx_chain_t                          *in;
 
-    /* chunks for the client, held until the commit point */
-    ngx_chain_t                          *out;
-    ngx_chain_t                          *last;
-    ngx_chain_t                          *free;
-    ngx_chain_t                          *busy;
-    size_t                                busy_size;
-    size_t                                held;
+    /* events for the client, held until the commit point */
+    ngx_http_llm_fallback_sse_t           sse;
+    /* the body filter after the capture filter, towards the client */
+    ngx_http_output_body_filter_pt        output;
 
     ngx_uint_t                            failure;
     u_char                                id[sizeof("chatcmpl-") - 1 + 24];
@@ -93,34 +92,24 @@ static ngx_int_t ngx_http_llm_fallback_stream_event(ngx_http_request_t *sr,
     ngx_http_llm_fallback_stream_t *st);
 static ngx_int_t ngx_http_llm_fallback_stream_chunks(ngx_http_request_t *r,
     ngx_http_llm_fallback_stream_t *st, json_t *chunks);
-static ngx_int_t ngx_http_llm_fallback_stream_commit(ngx_http_request_t *sr,
-    ngx_http_llm_fallback_sr_ctx_t *sc);
-static ngx_buf_t *ngx_http_llm_fallback_stream_buf(ngx_http_request_t *r,
-    ngx_http_llm_fallback_stream_t *st, size_t size);
-static ngx_int_t ngx_http_llm_fallback_stream_write(ngx_http_request_t *r,
-    ngx_http_llm_fallback_stream_t *st, u_char *data, size_t len);
-static ngx_int_t ngx_http_llm_fallback_stream_write_json(
-    ngx_http_request_t *r, ngx_http_llm_fallback_stream_t *st, json_t *json);
-static ngx_int_t ngx_http_llm_fallback_stream_written(
-    ngx_http_llm_fallback_stream_t *st, ngx_buf_t *b, size_t len);
+static ngx_int_t ngx_http_llm_fallback_stream_chunk(
+    ngx_http_llm_fallback_stream_t *st, json_t *chunk, ngx_str_t *raw);
 static ngx_int_t ngx_http_llm_fallback_stream_flush(ngx_http_request_t *r,
     ngx_http_llm_fallback_stream_t *st);
-static ngx_int_t ngx_http_llm_fallback_stream_result(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
 static json_t *ngx_http_llm_fallback_stream_error_event(
     ngx_http_request_t *r, ngx_http_llm_fallback_sr_ctx_t *sc,
     ngx_uint_t reason);
-static const char *ngx_http_llm_fallback_stream_failure_name(
-    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t reason);
 static void ngx_http_llm_fallback_stream_cleanup(void *data);
 
 
-static u_char  ngx_http_llm_fallback_done[] = "data: [DONE]\n\n";
-
+/*
+ * an attempt answers with an event stream; its events go to the client
+ * through output, the body filter after the capture filter
+ */
 
 ngx_int_t
 ngx_http_llm_fallback_stream_start(ngx_http_request_t *sr,
-    ngx_http_llm_fallback_sr_ctx_t *sc)
+    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_http_output_body_filter_pt output)
 {
     ngx_str_t                       *m;
     ngx_pool_cleanup_t              *cln;
@@ -142,8 +131,11 @@ ngx_http_llm_fallback_stream_start(ngx_http_request_t *sr,
     cln->handler = ngx_http_llm_fallback_stream_cleanup;
     cln->data = st;
 
+    st->ctx = ctx;
     st->type = sc->provider->format->type;
     st->max = ctx->conf->max_response_size;
+    st->output = output;
+    st->sse.pool = sr->pool;
 
     ngx_sprintf(st->id, "chatcmpl-%08xD%08xD%08xD", (uint32_t) ngx_random(),
                 (uint32_t) ngx_random(), (uint32_t) ngx_random());
@@ -169,6 +161,10 @@ ngx_http_llm_fallback_stream_start(ngx_http_request_t *sr,
     }
 
     sc->stream = st;
+
+    if (ctx->api->stream_start(ctx, &st->sse) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     /*
      * events must not wait for the proxy buffers to fill: the upstream
@@ -207,9 +203,8 @@ ngx_http_llm_fallback_stream_body(ngx_http_request_t *sr,
             return NGX_ERROR;
         }
 
-        if (ctx->committed && ctx->conf->stream_idle_timeout && !sc->done) {
-            ngx_add_timer(&ctx->timer, ctx->conf->stream_idle_timeout);
-        }
+        /* for llm_stream_idle_timeout, the driver's */
+        sc->active = ngx_current_msec;
     }
 
     if (!ctx->committed) {
@@ -226,7 +221,9 @@ ngx_http_llm_fallback_stream_body(ngx_http_request_t *sr,
             return NGX_OK;
         }
 
-        if (ngx_http_llm_fallback_stream_commit(sr, sc) != NGX_OK) {
+        /* the commit point: the driver sends the header */
+
+        if (ctx->commit(ctx, sc) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -251,13 +248,13 @@ ngx_http_llm_fallback_stream_body(ngx_http_request_t *sr,
 
         b = st->in->buf;
 
-        if (st->busy_size > NGX_HTTP_LLM_FALLBACK_STREAM_BUSY
+        if (st->sse.busy_size > NGX_HTTP_LLM_FALLBACK_STREAM_BUSY
             && !st->failure
             && ngx_buf_in_memory(b) && b->last > b->pos)
         {
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                            "llm fallback: stream waits for the client, "
-                           "%uz bytes unsent", st->busy_size);
+                           "%uz bytes unsent", st->sse.busy_size);
             break;
         }
 
@@ -552,6 +549,7 @@ ngx_http_llm_fallback_stream_event(ngx_http_request_t *sr,
     int           rc;
     json_t       *root, *chunks;
     ngx_int_t     n;
+    ngx_str_t     raw;
     json_error_t  jerr;
 
     if (st->type == NGX_HTTP_LLM_FALLBACK_FORMAT_OPENAI) {
@@ -632,11 +630,13 @@ ngx_http_llm_fallback_stream_event(ngx_http_request_t *sr,
         if (rc == NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_CHANGED
             || ngx_strlchr(st->data, st->data + st->data_len, LF))
         {
-            n = ngx_http_llm_fallback_stream_write_json(sr, st, root);
+            n = ngx_http_llm_fallback_stream_chunk(st, root, NULL);
 
         } else {
-            n = ngx_http_llm_fallback_stream_write(sr, st, st->data,
-                                                   st->data_len);
+            raw.data = st->data;
+            raw.len = st->data_len;
+
+            n = ngx_http_llm_fallback_stream_chunk(st, root, &raw);
         }
 
         break;
@@ -672,7 +672,7 @@ ngx_http_llm_fallback_stream_chunks(ngx_http_request_t *r,
             (void) ngx_http_llm_fallback_xlat_acc_add(st->acc, chunk);
         }
 
-        if (ngx_http_llm_fallback_stream_write_json(r, st, chunk) != NGX_OK) {
+        if (ngx_http_llm_fallback_stream_chunk(st, chunk, NULL) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -681,206 +681,17 @@ ngx_http_llm_fallback_stream_chunks(ngx_http_request_t *r,
 }
 
 
+/* a canonical chunk, written by the front door */
+
 static ngx_int_t
-ngx_http_llm_fallback_stream_commit(ngx_http_request_t *sr,
-    ngx_http_llm_fallback_sr_ctx_t *sc)
+ngx_http_llm_fallback_stream_chunk(ngx_http_llm_fallback_stream_t *st,
+    json_t *chunk, ngx_str_t *raw)
 {
-    ngx_int_t                     rc;
-    ngx_http_request_t           *r;
-    ngx_http_llm_fallback_ctx_t  *ctx;
-
-    ctx = sc->ctx;
-    r = ctx->request;
-
-    ctx->committed = 1;
-    ctx->served = sc->provider;
-    ctx->ttft = ngx_current_msec - ctx->start;
-
-    /* llm_attempt_timeout was for the first content: now the idle one */
-
-    if (ctx->timer.timer_set) {
-        ngx_del_timer(&ctx->timer);
-    }
-
-    if (ctx->conf->stream_idle_timeout) {
-        ngx_add_timer(&ctx->timer, ctx->conf->stream_idle_timeout);
-    }
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
-                   "llm fallback: stream from \"%V\" committed after %M ms",
-                   &sc->provider->name, ctx->ttft);
-
-    rc = ngx_http_llm_fallback_send_stream_header(r, ctx);
-
-    if (rc == NGX_ERROR || rc > NGX_OK) {
+    if (st->ctx->api->stream_chunk(st->ctx, &st->sse, chunk, raw) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    return NGX_OK;
-}
-
-
-/*
- * a buffer with room for size bytes at the end of the output chain; an
- * empty last buffer too small for them is swapped for one, never left
- * behind in the chain: nginx's writer refuses a buffer without data
- */
-
-static ngx_buf_t *
-ngx_http_llm_fallback_stream_buf(ngx_http_request_t *r,
-    ngx_http_llm_fallback_stream_t *st, size_t size)
-{
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl, **ll;
-
-    if (st->last) {
-        b = st->last->buf;
-
-        if ((size_t) (b->end - b->last) >= size) {
-            return b;
-        }
-    }
-
-    for (ll = &st->free; *ll; ll = &(*ll)->next) {
-        b = (*ll)->buf;
-
-        if ((size_t) (b->end - b->start) >= size) {
-            break;
-        }
-    }
-
-    if (*ll) {
-        cl = *ll;
-        *ll = cl->next;
-
-    } else {
-        cl = ngx_alloc_chain_link(r->pool);
-        if (cl == NULL) {
-            return NULL;
-        }
-
-        size = ngx_max(size, NGX_HTTP_LLM_FALLBACK_STREAM_BUF);
-
-        b = ngx_create_temp_buf(r->pool, size);
-        if (b == NULL) {
-            return NULL;
-        }
-
-        b->tag = (ngx_buf_tag_t) &ngx_http_llm_fallback_module;
-        cl->buf = b;
-    }
-
-    if (st->last && st->last->buf->last == st->last->buf->pos) {
-
-        /* the link stays last with the larger buffer, its own is free */
-
-        b = st->last->buf;
-        st->last->buf = cl->buf;
-
-        cl->buf = b;
-        cl->next = st->free;
-        st->free = cl;
-
-        return st->last->buf;
-    }
-
-    cl->next = NULL;
-
-    if (st->last) {
-        st->last->next = cl;
-
-    } else {
-        st->out = cl;
-    }
-
-    st->last = cl;
-
-    return cl->buf;
-}
-
-
-static ngx_int_t
-ngx_http_llm_fallback_stream_write(ngx_http_request_t *r,
-    ngx_http_llm_fallback_stream_t *st, u_char *data, size_t len)
-{
-    ngx_buf_t  *b;
-
-    b = ngx_http_llm_fallback_stream_buf(r, st,
-                                         sizeof("data: \n\n") - 1 + len);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->last = ngx_cpymem(b->last, "data: ", sizeof("data: ") - 1);
-    b->last = ngx_cpymem(b->last, data, len);
-
-    return ngx_http_llm_fallback_stream_written(st, b, len);
-}
-
-
-/*
- * serialised in place: a second pass, into a buffer of the size the
- * first one found, only when it does not fit
- */
-
-static ngx_int_t
-ngx_http_llm_fallback_stream_write_json(ngx_http_request_t *r,
-    ngx_http_llm_fallback_stream_t *st, json_t *json)
-{
-    size_t      n, room, extra;
-    ngx_buf_t  *b;
-
-    extra = sizeof("data: \n\n") - 1;
-
-    b = ngx_http_llm_fallback_stream_buf(r, st, extra + 512);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    room = b->end - b->last - extra;
-
-    n = ngx_http_llm_fallback_json_dumpb(json,
-                                         b->last + sizeof("data: ") - 1,
-                                         room,
-                                         NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
-    if (n == 0) {
-        return NGX_ERROR;
-    }
-
-    if (n > room) {
-        b = ngx_http_llm_fallback_stream_buf(r, st, extra + n);
-        if (b == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (ngx_http_llm_fallback_json_dumpb(json,
-                                             b->last + sizeof("data: ") - 1,
-                                             n,
-                                             NGX_HTTP_LLM_FALLBACK_JSON_FLAGS)
-            != n)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    b->last = ngx_cpymem(b->last, "data: ", sizeof("data: ") - 1) + n;
-
-    return ngx_http_llm_fallback_stream_written(st, b, n);
-}
-
-
-/* an event's data is in b: ends it, counts what is held */
-
-static ngx_int_t
-ngx_http_llm_fallback_stream_written(ngx_http_llm_fallback_stream_t *st,
-    ngx_buf_t *b, size_t len)
-{
-    *b->last++ = LF;
-    *b->last++ = LF;
-
-    st->held += sizeof("data: \n\n") - 1 + len;
-
-    if (st->held > st->max && st->failure == 0) {
+    if (st->sse.held > st->max && st->failure == 0) {
         /* before the commit point: not a single content delta in all that */
         st->failure = NGX_HTTP_LLM_FALLBACK_STREAM_TOO_LARGE;
     }
@@ -895,37 +706,36 @@ static ngx_int_t
 ngx_http_llm_fallback_stream_flush(ngx_http_request_t *r,
     ngx_http_llm_fallback_stream_t *st)
 {
-    ngx_int_t     rc;
-    ngx_chain_t  *out, *cl;
+    ngx_int_t                     rc;
+    ngx_chain_t                  *out, *cl;
+    ngx_http_llm_fallback_sse_t  *sse;
 
-    out = st->out;
+    sse = &st->sse;
+    out = sse->out;
 
-    st->out = NULL;
-    st->last = NULL;
-    st->held = 0;
+    sse->out = NULL;
+    sse->last = NULL;
+    sse->held = 0;
 
-    if (out == NULL && st->busy == NULL) {
+    if (out == NULL && sse->busy == NULL) {
         return NGX_OK;
     }
 
     if (out) {
-        for (st->last = out; st->last->next; st->last = st->last->next) {
-            /* void */
-        }
+        for (cl = out; cl->next; cl = cl->next) { /* void */ }
 
-        st->last->buf->flush = 1;
-        st->last = NULL;
+        cl->buf->flush = 1;
     }
 
-    rc = ngx_http_llm_fallback_next_body_filter(r, out);
+    rc = st->output(r, out);
 
-    ngx_chain_update_chains(r->pool, &st->free, &st->busy, &out,
+    ngx_chain_update_chains(r->pool, &sse->free, &sse->busy, &out,
                             (ngx_buf_tag_t) &ngx_http_llm_fallback_module);
 
-    st->busy_size = 0;
+    sse->busy_size = 0;
 
-    for (cl = st->busy; cl; cl = cl->next) {
-        st->busy_size += ngx_buf_size(cl->buf);
+    for (cl = sse->busy; cl; cl = cl->next) {
+        sse->busy_size += ngx_buf_size(cl->buf);
     }
 
     return rc;
@@ -968,127 +778,123 @@ ngx_http_llm_fallback_stream_failure(ngx_http_llm_fallback_sr_ctx_t *sc)
 
 
 /*
- * the committed attempt is over: the end of the stream, or an error
- * event when it broke; either way the client's response ends here
+ * The committed stream's end, written after what is held: for a complete
+ * stream the translator's last chunks and the door's end, for a broken
+ * one its error event and the end; the driver sends it.
  */
 
-void
-ngx_http_llm_fallback_stream_done(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc)
+ngx_int_t
+ngx_http_llm_fallback_stream_end(ngx_http_request_t *r,
+    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t reason)
 {
-    json_t                           *tail, *error;
-    ngx_int_t                         rc, stored;
-    ngx_buf_t                        *b;
-    ngx_uint_t                        reason, status;
-    ngx_http_llm_fallback_stream_t   *st;
-    ngx_http_llm_fallback_attempt_t  *a;
+    json_t                          *tail, *error;
+    ngx_int_t                        rc;
+    ngx_http_llm_fallback_ctx_t     *ctx;
+    ngx_http_llm_fallback_stream_t  *st;
 
     st = sc->stream;
-    status = sc->status;
+    ctx = st->ctx;
 
-    if (sc->idle) {
-        reason = NGX_HTTP_LLM_FALLBACK_TIMEOUT;
-        status = NGX_HTTP_GATEWAY_TIME_OUT;
-
-    } else {
-        reason = ngx_http_llm_fallback_stream_failure(sc);
-    }
-
-    rc = NGX_OK;
-
-    if (reason == NGX_HTTP_LLM_FALLBACK_OK) {
-
-        if (st->type != NGX_HTTP_LLM_FALLBACK_FORMAT_OPENAI) {
-            tail = json_array();
-
-            if (tail == NULL
-                || ngx_http_llm_fallback_xlat_stream_end(&st->x, tail) != 0
-                || ngx_http_llm_fallback_stream_chunks(r, st, tail) != NGX_OK)
-            {
-                rc = NGX_ERROR;
-            }
-
-            json_decref(tail);
-        }
-
-        /* the tokens first: the report counts them */
-
-        stored = ngx_http_llm_fallback_stream_result(r, ctx, sc);
-
-        ngx_http_llm_fallback_breaker_report(r, ctx, sc, reason, status, 0);
-
-        if (stored == NGX_OK) {
-            ngx_http_llm_fallback_cache_store(r, ctx);
-        }
-
-    } else {
-        a = ngx_array_push(&ctx->attempts);
-        if (a) {
-            a->provider = sc->provider;
-            a->status = status;
-            a->reason = reason;
-        }
-
-        ngx_http_llm_fallback_breaker_report(r, ctx, sc, reason, status, 1);
-
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "llm provider \"%V\" stream failed after its first "
-                      "content: %s", &sc->provider->name,
-                      ngx_http_llm_fallback_stream_failure_name(sc, reason));
-
+    if (reason != NGX_HTTP_LLM_FALLBACK_OK) {
         error = ngx_http_llm_fallback_stream_error_event(r, sc, reason);
-
-        if (error == NULL
-            || ngx_http_llm_fallback_stream_write_json(r, st, error)
-               != NGX_OK)
-        {
-            rc = NGX_ERROR;
+        if (error == NULL) {
+            return NGX_ERROR;
         }
+
+        rc = ctx->api->stream_error(ctx, &st->sse, error);
 
         json_decref(error);
 
-        ctx->result.prompt_tokens = st->x.prompt_tokens;
-        ctx->result.completion_tokens = st->x.completion_tokens;
+    } else if (st->type != NGX_HTTP_LLM_FALLBACK_FORMAT_OPENAI) {
+        tail = json_array();
+
+        rc = (tail != NULL
+              && ngx_http_llm_fallback_xlat_stream_end(&st->x, tail) == 0)
+             ? ngx_http_llm_fallback_stream_chunks(r, st, tail) : NGX_ERROR;
+
+        json_decref(tail);
+
+    } else {
+        rc = NGX_OK;
     }
 
-    if (rc == NGX_OK
-        && ngx_http_llm_fallback_stream_write(r, st,
-                                              ngx_http_llm_fallback_done + 6,
-                                              sizeof("[DONE]") - 1)
-           != NGX_OK)
-    {
-        rc = NGX_ERROR;
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
     }
 
-    if (rc == NGX_OK) {
-        b = st->last->buf;
-        b->last_buf = 1;
-        b->last_in_chain = 1;
-
-        rc = ngx_http_output_filter(r, st->out);
-
-        st->out = NULL;
-        st->last = NULL;
-    }
-
-    ngx_http_llm_fallback_finish(r, ctx, rc);
+    return ctx->api->stream_end(ctx, &st->sse);
 }
 
 
-/* the stream as a result: for the variables, the log and the cache */
+/* what stream_end() wrote, and the end of the client's response */
 
-static ngx_int_t
+ngx_int_t
+ngx_http_llm_fallback_stream_send(ngx_http_request_t *r,
+    ngx_http_llm_fallback_sr_ctx_t *sc)
+{
+    ngx_buf_t                       *b;
+    ngx_chain_t                     *out;
+    ngx_http_llm_fallback_stream_t  *st;
+
+    st = sc->stream;
+
+    if (st->sse.last == NULL) {
+        /* the door wrote no end: an empty last buffer */
+
+        b = ngx_calloc_buf(r->pool);
+        if (b == NULL) {
+            return NGX_ERROR;
+        }
+
+        out = ngx_alloc_chain_link(r->pool);
+        if (out == NULL) {
+            return NGX_ERROR;
+        }
+
+        out->buf = b;
+        out->next = NULL;
+
+        st->sse.out = out;
+        st->sse.last = out;
+    }
+
+    b = st->sse.last->buf;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out = st->sse.out;
+
+    st->sse.out = NULL;
+    st->sse.last = NULL;
+
+    return ngx_http_output_filter(r, out);
+}
+
+
+/*
+ * The stream as a result, for the variables, the log and the cache: the
+ * tokens it reported and, for a complete one, the model and the
+ * completion it adds up to (NGX_DECLINED: none to store)
+ */
+
+ngx_int_t
 ngx_http_llm_fallback_stream_result(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc)
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc,
+    ngx_uint_t reason)
 {
     json_t                          *completion, *model, *usage;
     ngx_http_llm_fallback_stream_t  *st;
 
     st = sc->stream;
 
-    ctx->has_result = 1;
     ctx->result.prompt_tokens = st->x.prompt_tokens;
     ctx->result.completion_tokens = st->x.completion_tokens;
+
+    if (reason != NGX_HTTP_LLM_FALLBACK_OK) {
+        return NGX_DECLINED;
+    }
+
+    ctx->has_result = 1;
 
     model = st->x.provider_model;
 
@@ -1173,7 +979,7 @@ ngx_http_llm_fallback_stream_error_event(ngx_http_request_t *r,
             return NULL;
         }
 
-        return json_pack("{s:O}", "error", st->x.error);
+        return json_incref(st->x.error);
     }
 
     switch (reason) {
@@ -1190,8 +996,7 @@ ngx_http_llm_fallback_stream_error_event(ngx_http_request_t *r,
         code = "llm_stream_interrupted";
     }
 
-    error = json_pack("{s:{s:s++,s:s,s:n,s:s}}",
-                      "error",
+    error = json_pack("{s:s++,s:s,s:n,s:s}",
                       "message", "The provider's stream failed after it "
                                  "started: ",
                       ngx_http_llm_fallback_stream_failure_name(sc, reason),
@@ -1204,7 +1009,7 @@ ngx_http_llm_fallback_stream_error_event(ngx_http_request_t *r,
 }
 
 
-static const char *
+const char *
 ngx_http_llm_fallback_stream_failure_name(ngx_http_llm_fallback_sr_ctx_t *sc,
     ngx_uint_t reason)
 {

@@ -7,7 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_llm_fallback_module.h"
+#include "ngx_http_llm_fallback_common.h"
 
 
 #define NGX_HTTP_LLM_FALLBACK_VAR_PROVIDER           0
@@ -145,7 +145,7 @@ ngx_http_llm_fallback_variable(ngx_http_request_t *r,
                    ctx->has_result ? (ngx_int_t) ctx->ttft : -1);
 
     default: /* NGX_HTTP_LLM_FALLBACK_VAR_CACHE_STATUS */
-        s = ngx_http_llm_fallback_cache_status(ctx);
+        s = &ctx->cache_status;
         break;
     }
 

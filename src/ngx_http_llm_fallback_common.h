@@ -4,8 +4,8 @@
  */
 
 
-#ifndef _NGX_HTTP_LLM_FALLBACK_MODULE_H_INCLUDED_
-#define _NGX_HTTP_LLM_FALLBACK_MODULE_H_INCLUDED_
+#ifndef _NGX_HTTP_LLM_FALLBACK_COMMON_H_INCLUDED_
+#define _NGX_HTTP_LLM_FALLBACK_COMMON_H_INCLUDED_
 
 
 #include <ngx_config.h>
@@ -83,6 +83,13 @@ typedef struct ngx_http_llm_fallback_cache_ctx_s
     ngx_http_llm_fallback_cache_ctx_t;
 typedef struct ngx_http_llm_fallback_stream_s
     ngx_http_llm_fallback_stream_t;
+typedef struct ngx_http_llm_fallback_api_s      ngx_http_llm_fallback_api_t;
+
+/* how a service hands its verdict back to the driver: see handler.c */
+typedef void (*ngx_http_llm_fallback_done_pt)(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_int_t rc);
+typedef ngx_int_t (*ngx_http_llm_fallback_commit_pt)(
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
 
 
 typedef struct {
@@ -248,6 +255,7 @@ typedef struct {
 
 
 typedef struct {
+    ngx_http_llm_fallback_api_t      *api;
     ngx_http_llm_fallback_provider_t **chain;
     ngx_uint_t                        nchain;
     ngx_http_complex_value_t         *chain_var;
@@ -300,7 +308,22 @@ typedef struct {
     ngx_str_t                         message;
     ngx_str_t                         param;
     json_t                           *error;   /* a provider's error object */
+    /* the chain ended without an answer: the attempts are listed */
+    unsigned                          attempts:1;
 } ngx_http_llm_fallback_error_t;
+
+
+/* an event stream's output chain, see sse.c */
+typedef struct {
+    ngx_pool_t                       *pool;
+    ngx_chain_t                      *out;
+    ngx_chain_t                      *last;
+    ngx_chain_t                      *free;
+    ngx_chain_t                      *busy;
+    size_t                            busy_size;
+    /* written since the last flush */
+    size_t                            held;
+} ngx_http_llm_fallback_sse_t;
 
 
 #define NGX_HTTP_LLM_FALLBACK_FORMAT_OPENAI      0
@@ -332,6 +355,56 @@ struct ngx_http_llm_fallback_format_s {
 };
 
 
+/*
+ * A front door: the client API of a location (llm_api).  Every door
+ * speaks to the chain in the canonical form: the request is an OpenAI
+ * chat request (ctx->scan and its tree), a result an OpenAI
+ * chat.completion (ctx->result), a stream's events OpenAI
+ * chat.completion.chunk objects.  The driver and the stream call these;
+ * a door writes, it never sends or ends anything.
+ */
+struct ngx_http_llm_fallback_api_s {
+    ngx_str_t                         name;
+    /* a part of the cache key, so that doors never share an entry */
+    ngx_str_t                         tag;
+
+    /* the client's body into the canonical request; NGX_DECLINED: err */
+    ngx_int_t                       (*parse)(
+                                          ngx_http_llm_fallback_ctx_t *ctx,
+                                          ngx_http_llm_fallback_error_t *err);
+    /* ctx->result as the response body, and its type */
+    ngx_int_t                       (*result)(ngx_http_request_t *r,
+                                          ngx_http_llm_fallback_ctx_t *ctx,
+                                          ngx_str_t *type, ngx_str_t *body);
+    /* an error as the response body; ctx is NULL before the body is read */
+    ngx_int_t                       (*error)(ngx_http_request_t *r,
+                                          ngx_http_llm_fallback_ctx_t *ctx,
+                                          ngx_http_llm_fallback_error_t *err,
+                                          ngx_str_t *body);
+
+    /*
+     * stream events, written into sse: an attempt's stream begins; a
+     * chunk with content, tool call or usage deltas (raw: its bytes, when
+     * they are the provider's own and may go as they are); the end; an
+     * error object after the commit point, already redacted
+     */
+    ngx_int_t                       (*stream_start)(
+                                          ngx_http_llm_fallback_ctx_t *ctx,
+                                          ngx_http_llm_fallback_sse_t *sse);
+    ngx_int_t                       (*stream_chunk)(
+                                          ngx_http_llm_fallback_ctx_t *ctx,
+                                          ngx_http_llm_fallback_sse_t *sse,
+                                          json_t *chunk, ngx_str_t *raw);
+    ngx_int_t                       (*stream_end)(
+                                          ngx_http_llm_fallback_ctx_t *ctx,
+                                          ngx_http_llm_fallback_sse_t *sse);
+    ngx_int_t                       (*stream_error)(
+                                          ngx_http_llm_fallback_ctx_t *ctx,
+                                          ngx_http_llm_fallback_sse_t *sse,
+                                          json_t *error);
+};
+
+
 struct ngx_http_llm_fallback_sr_ctx_s {
     ngx_http_llm_fallback_ctx_t      *ctx;
     ngx_http_request_t               *sr;
@@ -347,6 +420,8 @@ struct ngx_http_llm_fallback_sr_ctx_s {
 
     /* an event stream answer to a "stream": true request */
     ngx_http_llm_fallback_stream_t   *stream;
+    /* when its last input came, for llm_stream_idle_timeout */
+    ngx_msec_t                        active;
 
     unsigned                          header_seen:1;
     unsigned                          eof:1;
@@ -360,6 +435,10 @@ struct ngx_http_llm_fallback_sr_ctx_s {
 struct ngx_http_llm_fallback_ctx_s {
     ngx_http_request_t               *request;
     ngx_http_llm_fallback_loc_conf_t *conf;
+    ngx_http_llm_fallback_api_t      *api;
+
+    /* the driver's: a stream reached its commit point */
+    ngx_http_llm_fallback_commit_pt   commit;
 
     /* the request's tokens; its jansson tree, built on first use only:
      * see ngx_http_llm_fallback_request_json() */
@@ -403,6 +482,8 @@ struct ngx_http_llm_fallback_ctx_s {
     ngx_msec_t                        attempt_start;
 
     ngx_http_llm_fallback_cache_ctx_t *cache;
+    /* X-LLM-Cache, $llm_cache_status: empty without a lookup */
+    ngx_str_t                         cache_status;
 
     unsigned                          waiting:1;
     unsigned                          sleeping:1;
@@ -414,6 +495,35 @@ struct ngx_http_llm_fallback_ctx_s {
 };
 
 
+/* common.c: helpers for every layer */
+ngx_int_t ngx_http_llm_fallback_json_keep(ngx_pool_t *pool, json_t *json);
+ngx_int_t ngx_http_llm_fallback_dump(ngx_pool_t *pool, json_t *json,
+    ngx_str_t *out);
+json_t *ngx_http_llm_fallback_request_json(ngx_http_llm_fallback_ctx_t *ctx);
+json_t *ngx_http_llm_fallback_json_load(ngx_pool_t *pool, ngx_str_t *body);
+void *ngx_http_llm_fallback_json_palloc(void *pool, size_t size);
+ngx_int_t ngx_http_llm_fallback_json_tok_str(ngx_pool_t *pool,
+    ngx_http_llm_fallback_json_tok_t *tok, ngx_str_t *out);
+ngx_int_t ngx_http_llm_fallback_add_header(ngx_http_request_t *r,
+    const char *name, ngx_str_t *value);
+const char *ngx_http_llm_fallback_reason_name(ngx_uint_t reason);
+ngx_str_t *ngx_http_llm_fallback_reasons(ngx_http_llm_fallback_ctx_t *ctx);
+ngx_http_llm_fallback_provider_t *ngx_http_llm_fallback_find_provider(
+    ngx_http_llm_fallback_main_conf_t *lmcf, u_char *name, size_t len);
+ngx_str_t *ngx_http_llm_fallback_conf_param(ngx_conf_t *cf,
+    ngx_str_t *value);
+void ngx_http_llm_fallback_stop_upstream(ngx_http_request_t *r);
+
+/* sse.c */
+ngx_int_t ngx_http_llm_fallback_sse_data(ngx_http_llm_fallback_sse_t *sse,
+    u_char *data, size_t len);
+ngx_int_t ngx_http_llm_fallback_sse_json(ngx_http_llm_fallback_sse_t *sse,
+    json_t *json);
+
+/* redact.c */
+ngx_int_t ngx_http_llm_fallback_redact(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, json_t *json);
+
 /* conf.c */
 char *ngx_http_llm_fallback_provider(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -423,61 +533,51 @@ char *ngx_http_llm_fallback_on(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_llm_fallback_retries(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_http_llm_fallback_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 ngx_int_t ngx_http_llm_fallback_resolve_chain(ngx_conf_t *cf,
     ngx_http_llm_fallback_loc_conf_t *lcf);
-ngx_http_llm_fallback_provider_t *ngx_http_llm_fallback_find_provider(
-    ngx_http_llm_fallback_main_conf_t *lmcf, u_char *name, size_t len);
 ngx_http_llm_fallback_format_t *ngx_http_llm_fallback_find_format(
     ngx_str_t *name);
-ngx_str_t *ngx_http_llm_fallback_conf_param(ngx_conf_t *cf,
-    ngx_str_t *value);
 
-/* handler.c */
+/* handler.c: the driver */
 ngx_int_t ngx_http_llm_fallback_handler(ngx_http_request_t *r);
-void ngx_http_llm_fallback_next(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx);
-void ngx_http_llm_fallback_finish(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx, ngx_int_t rc);
-ngx_int_t ngx_http_llm_fallback_json_keep(ngx_pool_t *pool, json_t *json);
 
 /* attempt.c */
 ngx_int_t ngx_http_llm_fallback_init_headers(ngx_conf_t *cf,
     ngx_http_llm_fallback_provider_t *p);
 ngx_int_t ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p);
-ngx_int_t ngx_http_llm_fallback_post_subrequest(ngx_http_request_t *sr,
-    void *data, ngx_int_t rc);
-void ngx_http_llm_fallback_timer_handler(ngx_event_t *ev);
+ngx_int_t ngx_http_llm_fallback_cancel_attempt(
+    ngx_http_llm_fallback_sr_ctx_t *sc);
+ngx_http_llm_fallback_sr_ctx_t *ngx_http_llm_fallback_attempt_ctx(
+    ngx_http_request_t *r);
 
 /* stream.c */
 ngx_int_t ngx_http_llm_fallback_stream_start(ngx_http_request_t *sr,
-    ngx_http_llm_fallback_sr_ctx_t *sc);
+    ngx_http_llm_fallback_sr_ctx_t *sc,
+    ngx_http_output_body_filter_pt output);
 ngx_int_t ngx_http_llm_fallback_stream_body(ngx_http_request_t *sr,
     ngx_http_llm_fallback_sr_ctx_t *sc, ngx_chain_t *in);
 ngx_uint_t ngx_http_llm_fallback_stream_held(
     ngx_http_llm_fallback_sr_ctx_t *sc);
 ngx_uint_t ngx_http_llm_fallback_stream_failure(
     ngx_http_llm_fallback_sr_ctx_t *sc);
-void ngx_http_llm_fallback_stream_done(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc);
+const char *ngx_http_llm_fallback_stream_failure_name(
+    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t reason);
+ngx_int_t ngx_http_llm_fallback_stream_end(ngx_http_request_t *r,
+    ngx_http_llm_fallback_sr_ctx_t *sc, ngx_uint_t reason);
+ngx_int_t ngx_http_llm_fallback_stream_send(ngx_http_request_t *r,
+    ngx_http_llm_fallback_sr_ctx_t *sc);
+ngx_int_t ngx_http_llm_fallback_stream_result(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_sr_ctx_t *sc,
+    ngx_uint_t reason);
 
 /* filter.c */
 ngx_int_t ngx_http_llm_fallback_filter_init(ngx_conf_t *cf);
-ngx_http_llm_fallback_sr_ctx_t *ngx_http_llm_fallback_attempt_ctx(
-    ngx_http_request_t *r);
-ngx_int_t ngx_http_llm_fallback_next_body_filter(ngx_http_request_t *r,
-    ngx_chain_t *in);
-void ngx_http_llm_fallback_stop_upstream(ngx_http_request_t *r);
 
-/* request.c */
-ngx_int_t ngx_http_llm_fallback_is_json(ngx_http_request_t *r);
-ngx_int_t ngx_http_llm_fallback_validate(ngx_http_llm_fallback_ctx_t *ctx,
-    ngx_http_llm_fallback_error_t *err);
-json_t *ngx_http_llm_fallback_request_json(ngx_http_llm_fallback_ctx_t *ctx);
-json_t *ngx_http_llm_fallback_json_load(ngx_pool_t *pool, ngx_str_t *body);
-void *ngx_http_llm_fallback_json_palloc(void *pool, size_t size);
-ngx_int_t ngx_http_llm_fallback_json_tok_str(ngx_pool_t *pool,
-    ngx_http_llm_fallback_json_tok_t *tok, ngx_str_t *out);
+/* api_chat.c: the front doors */
+extern ngx_http_llm_fallback_api_t  ngx_http_llm_fallback_api_chat;
 
 /* openai.c */
 extern ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_openai;
@@ -493,17 +593,6 @@ ngx_int_t ngx_http_llm_fallback_send_stream_header(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx);
 ngx_int_t ngx_http_llm_fallback_send_error(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_error_t *err);
-ngx_int_t ngx_http_llm_fallback_send_exhausted(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx, ngx_uint_t status, const char *type,
-    const char *message);
-ngx_int_t ngx_http_llm_fallback_dump(ngx_pool_t *pool, json_t *json,
-    ngx_str_t *out);
-ngx_int_t ngx_http_llm_fallback_add_header(ngx_http_request_t *r,
-    const char *name, ngx_str_t *value);
-ngx_int_t ngx_http_llm_fallback_redact(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx, json_t *json);
-ngx_str_t *ngx_http_llm_fallback_reasons(ngx_http_llm_fallback_ctx_t *ctx);
-const char *ngx_http_llm_fallback_reason_name(ngx_uint_t reason);
 
 /* breaker.c */
 char *ngx_http_llm_fallback_circuit_breaker(ngx_conf_t *cf,
@@ -540,12 +629,10 @@ char *ngx_http_llm_fallback_cache_merge(ngx_conf_t *cf,
     ngx_http_llm_fallback_loc_conf_t *prev,
     ngx_http_llm_fallback_loc_conf_t *conf);
 ngx_int_t ngx_http_llm_fallback_cache_lookup(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx);
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_done_pt done);
 void ngx_http_llm_fallback_cache_store(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx);
 ngx_int_t ngx_http_llm_fallback_cache_stale(ngx_http_request_t *r,
-    ngx_http_llm_fallback_ctx_t *ctx);
-ngx_str_t *ngx_http_llm_fallback_cache_status(
     ngx_http_llm_fallback_ctx_t *ctx);
 
 /* redis.c */
@@ -559,4 +646,4 @@ ngx_int_t ngx_http_llm_fallback_add_variables(ngx_conf_t *cf);
 extern ngx_module_t  ngx_http_llm_fallback_module;
 
 
-#endif /* _NGX_HTTP_LLM_FALLBACK_MODULE_H_INCLUDED_ */
+#endif /* _NGX_HTTP_LLM_FALLBACK_COMMON_H_INCLUDED_ */
