@@ -327,7 +327,9 @@ ngx_http_llm_fallback_chat_error(ngx_http_request_t *r,
             || json_object_set_new(error, "param",
                    err->param.len ? ngx_http_llm_fallback_json_str(&err->param)
                                   : json_null()) != 0
-            || json_object_set_new(error, "code", json_null()) != 0)
+            || json_object_set_new(error, "code",
+                                   err->code ? json_string(err->code)
+                                             : json_null()) != 0)
         {
             json_decref(error);
             return NGX_ERROR;

@@ -111,7 +111,7 @@ static u_char *ngx_http_llm_fallback_cache_skip_string(u_char *p,
     u_char *last);
 static ngx_int_t ngx_http_llm_fallback_cache_string(ngx_http_request_t *r,
     u_char *start, u_char *end, ngx_str_t *out);
-static ngx_int_t ngx_http_llm_fallback_cache_names(ngx_http_request_t *r,
+static ngx_int_t ngx_http_llm_fallback_cache_valid_names(ngx_http_request_t *r,
     ngx_http_llm_fallback_cache_entry_t *entry);
 static ngx_int_t ngx_http_llm_fallback_cache_prepare(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx,
@@ -987,7 +987,7 @@ ngx_http_llm_fallback_cache_parse(ngx_http_request_t *r,
         goto invalid;
     }
 
-    if (ngx_http_llm_fallback_cache_names(r, entry) != NGX_OK) {
+    if (ngx_http_llm_fallback_cache_valid_names(r, entry) != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "llm cache: ignored an entry with an invalid provider "
                       "or model name \"%V\"", &cc->key);
@@ -1155,7 +1155,7 @@ ngx_http_llm_fallback_cache_string(ngx_http_request_t *r, u_char *start,
  */
 
 static ngx_int_t
-ngx_http_llm_fallback_cache_names(ngx_http_request_t *r,
+ngx_http_llm_fallback_cache_valid_names(ngx_http_request_t *r,
     ngx_http_llm_fallback_cache_entry_t *entry)
 {
     u_char                             *p, *last;

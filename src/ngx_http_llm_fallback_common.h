@@ -307,6 +307,7 @@ typedef struct {
     const char                       *type;
     ngx_str_t                         message;
     ngx_str_t                         param;
+    const char                       *code;    /* NULL: null */
     json_t                           *error;   /* a provider's error object */
     /* the chain ended without an answer: the attempts are listed */
     unsigned                          attempts:1;

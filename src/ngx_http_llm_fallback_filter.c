@@ -25,12 +25,10 @@
  */
 #define NGX_HTTP_LLM_FALLBACK_CAPTURE_FIRST  65536
 
-/* the 413 for a body over client_max_body_size, with the limit */
+/* the 413's message for a body over client_max_body_size, with the limit */
 #define NGX_HTTP_LLM_FALLBACK_TOO_LARGE                                       \
-    "{\"error\":{\"message\":\"The request body is larger than this "         \
-    "endpoint accepts (client_max_body_size %O bytes).\",\"type\":"          \
-    "\"invalid_request_error\",\"param\":null,"                              \
-    "\"code\":\"request_too_large\"}}"
+    "The request body is larger than this endpoint accepts "                  \
+    "(client_max_body_size %O bytes)."
 
 /* seconds: about 68 years, still an int32 */
 #define NGX_HTTP_LLM_FALLBACK_RETRY_AFTER_MAX  0x7fffffff
@@ -324,10 +322,11 @@ ngx_http_llm_fallback_retry_after(ngx_http_request_t *r)
 /*
  * nginx's own 413 (a body over client_max_body_size, found before or
  * while the module reads it) on an llm_fallback_chain location is sent
- * in the OpenAI error shape, not as nginx's HTML page: SDK clients show
- * an HTML body as their error message.  r->err_status is set by nginx's
- * special response only, so a 413 the module sends itself, or an
- * error_page of the operator (another location), is left alone.
+ * in the error shape of the location's front door, not as nginx's HTML
+ * page: SDK clients show an HTML body as their error message.
+ * r->err_status is set by nginx's special response only, so a 413 the
+ * module sends itself, or an error_page of the operator (another
+ * location), is left alone.
  */
 
 static ngx_int_t
@@ -423,10 +422,13 @@ ngx_http_llm_fallback_too_large_body(ngx_http_request_t *r, ngx_chain_t *in)
 static ngx_int_t
 ngx_http_llm_fallback_too_large_text(ngx_http_request_t *r, ngx_str_t *text)
 {
-    u_char                    *p;
-    ngx_http_core_loc_conf_t  *clcf;
+    u_char                            *p;
+    ngx_http_core_loc_conf_t          *clcf;
+    ngx_http_llm_fallback_error_t      err;
+    ngx_http_llm_fallback_loc_conf_t  *lcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_llm_fallback_module);
 
     p = ngx_pnalloc(r->pool,
                     sizeof(NGX_HTTP_LLM_FALLBACK_TOO_LARGE) + NGX_OFF_T_LEN);
@@ -434,10 +436,15 @@ ngx_http_llm_fallback_too_large_text(ngx_http_request_t *r, ngx_str_t *text)
         return NGX_ERROR;
     }
 
-    text->data = p;
-    text->len = ngx_sprintf(p, NGX_HTTP_LLM_FALLBACK_TOO_LARGE,
-                            clcf->client_max_body_size)
-                - p;
+    ngx_memzero(&err, sizeof(ngx_http_llm_fallback_error_t));
 
-    return NGX_OK;
+    err.status = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    err.type = "invalid_request_error";
+    err.code = "request_too_large";
+    err.message.data = p;
+    err.message.len = ngx_sprintf(p, NGX_HTTP_LLM_FALLBACK_TOO_LARGE,
+                                  clcf->client_max_body_size)
+                      - p;
+
+    return lcf->api->error(r, NULL, &err, text);
 }

@@ -3,6 +3,13 @@
 # columns, tabs, trailing white space and C++ "//" comments in the module's
 # *.c and *.h files. Prints every hit as file:line: text and fails on any.
 #
+# And the layering rule: src/ngx_http_llm_fallback_handler.c, the driver,
+# is the only file that moves the chain on, sends the response or ends the
+# request. A call of the driver's names (ngx_http_llm_fallback_next,
+# _finish, the senders _send_result, _send_error, _send_stream_header) or
+# of ngx_http_finalize_request() in any other file fails: a service
+# reports through what the driver hands it (README "Inside the module").
+#
 # usage: util/lint.sh [FILE...]     (default: *.c src/*.c src/*.h)
 
 set -euo pipefail
@@ -66,6 +73,20 @@ exec perl -e '
             $n++;
             if ($l =~ m{//}) {
                 report($file, $n, "C++ comment", $lines[$n - 1]);
+            }
+
+            # a definition (at the start of its line) is not a call
+
+            next if $file =~ m{(?:^|/)ngx_http_llm_fallback_handler\.c\z}
+                    || $file !~ m{\.c\z} || $l =~ m{^ngx_http_};
+
+            if ($l =~ m{\b(ngx_http_llm_fallback_(?:next|finish|send_result
+                                                  |send_error
+                                                  |send_stream_header)
+                         |ngx_http_finalize_request)\s*\(}x)
+            {
+                report($file, $n, "calls the driver'"'"'s $1() outside "
+                       . "handler.c", $lines[$n - 1]);
             }
         }
     }
