@@ -839,23 +839,8 @@ ngx_http_llm_fallback_stream_send(ngx_http_request_t *r,
     st = sc->stream;
 
     if (st->sse.last == NULL) {
-        /* the door wrote no end: an empty last buffer */
-
-        b = ngx_calloc_buf(r->pool);
-        if (b == NULL) {
-            return NGX_ERROR;
-        }
-
-        out = ngx_alloc_chain_link(r->pool);
-        if (out == NULL) {
-            return NGX_ERROR;
-        }
-
-        out->buf = b;
-        out->next = NULL;
-
-        st->sse.out = out;
-        st->sse.last = out;
+        /* the door wrote no end event */
+        return ngx_http_send_special(r, NGX_HTTP_LAST);
     }
 
     b = st->sse.last->buf;
