@@ -119,6 +119,13 @@ static ngx_command_t  ngx_http_llm_fallback_commands[] = {
       0,
       NULL },
 
+    { ngx_string("llm_models"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
+      ngx_http_llm_fallback_models,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("llm_cache"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_llm_fallback_cache_directive,
@@ -314,6 +321,10 @@ ngx_http_llm_fallback_merge_loc_conf(ngx_conf_t *cf, void *parent,
                               prev->max_response_size, 8 * 1024 * 1024);
 
     if (ngx_http_llm_fallback_cache_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_llm_fallback_models_merge(cf, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 

@@ -281,6 +281,9 @@ typedef struct {
     ngx_http_llm_fallback_cache_conf_t *cache;
     ngx_http_complex_value_t         *cache_key;
     ngx_array_t                      *cache_bypass;
+
+    /* llm_models, see models.c */
+    struct ngx_http_llm_fallback_models_s *models;
 } ngx_http_llm_fallback_loc_conf_t;
 
 
@@ -642,6 +645,15 @@ void ngx_http_llm_fallback_redis_exit_process(ngx_cycle_t *cycle);
 
 /* variables.c */
 ngx_int_t ngx_http_llm_fallback_add_variables(ngx_conf_t *cf);
+
+/* models.c: llm_models */
+typedef struct ngx_http_llm_fallback_models_s
+    ngx_http_llm_fallback_models_t;
+
+char *ngx_http_llm_fallback_models(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_llm_fallback_models_merge(ngx_conf_t *cf,
+    ngx_http_llm_fallback_loc_conf_t *conf);
 
 
 extern ngx_module_t  ngx_http_llm_fallback_module;

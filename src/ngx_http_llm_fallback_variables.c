@@ -18,6 +18,7 @@
 #define NGX_HTTP_LLM_FALLBACK_VAR_COMPLETION_TOKENS  5
 #define NGX_HTTP_LLM_FALLBACK_VAR_TTFT               6
 #define NGX_HTTP_LLM_FALLBACK_VAR_CACHE_STATUS       7
+#define NGX_HTTP_LLM_FALLBACK_VAR_REQUEST_MODEL      8
 
 
 static ngx_int_t ngx_http_llm_fallback_variable(ngx_http_request_t *r,
@@ -58,6 +59,14 @@ static ngx_http_variable_t  ngx_http_llm_fallback_vars[] = {
 
     { ngx_string("llm_cache_status"), NULL, ngx_http_llm_fallback_variable,
       NGX_HTTP_LLM_FALLBACK_VAR_CACHE_STATUS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    /*
+     * not cacheable, so that a map of it, read by a chain variable once
+     * the body is read, sees the model (a map read earlier keeps its
+     * first value unless it is "volatile")
+     */
+    { ngx_string("llm_request_model"), NULL, ngx_http_llm_fallback_variable,
+      NGX_HTTP_LLM_FALLBACK_VAR_REQUEST_MODEL, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("llm_provider_model"), NULL,
       ngx_http_llm_fallback_provider_model_variable,
@@ -143,6 +152,10 @@ ngx_http_llm_fallback_variable(ngx_http_request_t *r,
     case NGX_HTTP_LLM_FALLBACK_VAR_TTFT:
         return ngx_http_llm_fallback_variable_int(r, v,
                    ctx->has_result ? (ngx_int_t) ctx->ttft : -1);
+
+    case NGX_HTTP_LLM_FALLBACK_VAR_REQUEST_MODEL:
+        s = &ctx->client_model;
+        break;
 
     default: /* NGX_HTTP_LLM_FALLBACK_VAR_CACHE_STATUS */
         s = &ctx->cache_status;
