@@ -374,10 +374,12 @@ ngx_http_llm_fallback_anthropic_format(json_t *rf,
                          "schema", schema);
     }
 
-    ngx_http_llm_fallback_xlat_drop(x, (type && strcmp(type, "json_object")
-                                            == 0)
-                                       ? "response_format json_object"
-                                       : "response_format");
+    if (type && strcmp(type, "json_object") == 0) {
+        ngx_http_llm_fallback_xlat_drop(x, "response_format json_object");
+
+    } else {
+        ngx_http_llm_fallback_xlat_drop(x, "response_format");
+    }
 
     return NULL;
 }
