@@ -675,8 +675,8 @@ ngx_http_llm_fallback_msg_error(ngx_http_request_t *r,
                         "No provider of the chain can count tokens.");
         }
 
-    } else if (err->code
-               && ngx_strcmp(err->code, "llm_circuit_open") == 0)
+    } else if (err->type
+               && ngx_strcmp(err->type, "llm_circuit_open") == 0)
     {
         err->status = 529;
     }
