@@ -95,6 +95,17 @@ stream_server(
                              . '"invalid_request_error","message":'
                              . '"prompt is too long: 210000 tokens > '
                              . '200000 maximum"}}', 400)],
+    a429      => [json_reply('{"type":"error","error":{"type":'
+                             . '"rate_limit_error","message":"Number of '
+                             . 'request tokens has exceeded your per-minute '
+                             . 'rate limit"}}', 429)],
+    a401      => [json_reply('{"type":"error","error":{"type":'
+                             . '"authentication_error","message":"invalid '
+                             . 'x-api-key"}}', 401)],
+    o403      => [json_reply('{"error":{"message":"Project does not have '
+                             . 'access to model","type":"invalid_request_'
+                             . 'error","param":null,"code":'
+                             . '"model_not_found"}}', 403)],
     omsg      => [json_reply($OMsg)],
     otool     => [json_reply($OTool)],
     o503      => [json_reply('{"error":{"message":"overloaded","type":'
@@ -137,6 +148,9 @@ add_block_preprocessor(sub {
     llm_provider atool uri=/_a/atool format=anthropic api_key=sk-ant-prov;
     llm_provider a529 uri=/_a/a529 format=anthropic api_key=sk-ant-prov;
     llm_provider a400 uri=/_a/a400 format=anthropic api_key=sk-ant-prov;
+    llm_provider a429 uri=/_a/a429 format=anthropic api_key=sk-ant-prov;
+    llm_provider a401 uri=/_a/a401 format=anthropic api_key=sk-ant-prov;
+    llm_provider o403 uri=/_o/o403 api_key=sk-oai;
     llm_provider astream uri=/_a/astream format=anthropic api_key=sk-ant-p;
     llm_provider aerr uri=/_a/aerr format=anthropic api_key=sk-ant-p;
     llm_provider alate uri=/_a/alate format=anthropic api_key=sk-ant-p;
@@ -557,3 +571,37 @@ GET /v1/messages
 --- response_headers
 Allow: POST
 --- response_body_like: ^\{"type":"error","error":\{"type":"invalid_request_error","message":"[^"]+"\}\}$
+
+
+
+=== TEST 28: relayed provider errors get Anthropic's type for their status
+--- config
+    location = /a429 { llm_api messages; llm_fallback_chain a429; llm_fallback_on error timeout; }
+    location = /a401 { llm_api messages; llm_fallback_chain a401; llm_fallback_on error timeout; }
+    location = /o403 { llm_api messages; llm_fallback_chain o403; llm_fallback_on error timeout; }
+--- request eval
+["POST /a429\n$::Req", "POST /a401\n$::Req", "POST /o403\n$::Req"]
+--- error_code eval
+[429, 401, 403]
+--- response_body eval
+['{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}',
+ '{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}',
+ '{"type":"error","error":{"type":"permission_error","message":"Project does not have access to model"}}']
+
+
+
+=== TEST 29: count_tokens when every anthropic circuit is open: 404
+--- http_config
+    llm_circuit_breaker zone=cb:64k failures=1 cooldown=60s;
+--- config
+    location = /v1/messages { llm_api messages; llm_fallback_chain a529; }
+    location = /v1/messages/count_tokens {
+        llm_api count_tokens;
+        llm_fallback_chain a529;
+    }
+--- request eval
+["POST /v1/messages\n$::Req", "POST /v1/messages/count_tokens\n" . '{"model":"m","messages":[{"role":"user","content":"Hello"}]}']
+--- error_code eval
+[502, 404]
+--- response_body_like eval
+[qr/"api_error"/, qr/^\{"type":"error","error":\{"type":"not_found_error","message":"[^"]+"\}\}$/]
