@@ -1810,12 +1810,12 @@ ngx_http_llm_fallback_msg_tools(json_t *req, json_t *out,
             ngx_http_llm_fallback_msg_drop(x, "cache_control");
         }
 
-        f = json_pack("{s:O,s:O}", "name", name, "parameters", schema);
+        f = json_pack("{s:O,s:O*,s:O}",
+                      "name", name,
+                      "description", json_is_string(v) ? v : NULL,
+                      "parameters", schema);
 
-        if (f == NULL
-            || (json_is_string(v)
-                && json_object_set(f, "description", v) != 0))
-        {
+        if (f == NULL) {
             json_decref(f);
             goto nomem;
         }
