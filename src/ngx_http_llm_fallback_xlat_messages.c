@@ -102,6 +102,7 @@ static void ngx_http_llm_fallback_msg_drop(
 static int ngx_http_llm_fallback_msg_integer(json_t *v, json_int_t *n);
 static int ngx_http_llm_fallback_msg_blank(const char *s, size_t len);
 static int ngx_http_llm_fallback_msg_id_ok(const char *s, size_t len);
+static int ngx_http_llm_fallback_msg_printable(const char *s);
 static json_t *ngx_http_llm_fallback_msg_string(
     ngx_http_llm_fallback_msg_request_t *x, json_t *obj, const char *key,
     const char *where);
@@ -296,9 +297,14 @@ ngx_http_llm_fallback_msg_request(json_t *req,
             continue;
         }
 
-        /* top_k and what only the Messages API knows */
+        /*
+         * top_k and what only the Messages API knows, by name when the
+         * name is fit for a log line
+         */
 
-        ngx_http_llm_fallback_msg_drop(x, key);
+        ngx_http_llm_fallback_msg_drop(x,
+                                   ngx_http_llm_fallback_msg_printable(key)
+                                   ? key : "other keys");
     }
 
     return out;
@@ -414,6 +420,25 @@ ngx_http_llm_fallback_msg_id_ok(const char *s, size_t len)
     }
 
     return 1;
+}
+
+
+/* a short non-empty name of printable ASCII */
+
+static int
+ngx_http_llm_fallback_msg_printable(const char *s)
+{
+    size_t  i;
+
+    for (i = 0; s[i]; i++) {
+        if (i == NGX_HTTP_LLM_FALLBACK_MSG_TAG_MAX
+            || s[i] <= ' ' || s[i] > '~')
+        {
+            return 0;
+        }
+    }
+
+    return i > 0;
 }
 
 
@@ -1762,7 +1787,10 @@ ngx_http_llm_fallback_msg_tools(json_t *req, json_t *out,
                 goto failed;
             }
 
-            ngx_http_llm_fallback_msg_drop(x, json_string_value(v));
+            ngx_http_llm_fallback_msg_drop(x,
+                           ngx_http_llm_fallback_msg_printable(
+                               json_string_value(v))
+                           ? json_string_value(v) : "server tools");
             continue;
         }
 
