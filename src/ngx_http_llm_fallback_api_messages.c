@@ -58,6 +58,9 @@ static ngx_int_t ngx_http_llm_fallback_msg_native_request(
 static ngx_int_t ngx_http_llm_fallback_msg_native_response(
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p,
     ngx_str_t *body, ngx_http_llm_fallback_result_t *res);
+static ngx_int_t ngx_http_llm_fallback_msg_check(
+    ngx_http_llm_fallback_ctx_t *ctx, ngx_str_t *body,
+    ngx_http_llm_fallback_result_t *res);
 static ngx_int_t ngx_http_llm_fallback_count_native_response(
     ngx_http_llm_fallback_ctx_t *ctx, ngx_http_llm_fallback_provider_t *p,
     ngx_str_t *body, ngx_http_llm_fallback_result_t *res);
@@ -438,13 +441,131 @@ ngx_http_llm_fallback_msg_native_response(ngx_http_llm_fallback_ctx_t *ctx,
 {
     ngx_int_t  rc;
 
-    rc = p->format->parse_response(ctx, p, body, res);
+    if (ctx->cache == NULL) {
+        /* nothing keeps the canonical answer: the bytes are only checked */
+        rc = ngx_http_llm_fallback_msg_check(ctx, body, res);
+
+    } else {
+        rc = p->format->parse_response(ctx, p, body, res);
+    }
 
     if (rc == NGX_OK) {
         res->native = *body;
     }
 
     return rc;
+}
+
+
+/*
+ * A message as the anthropic format's translation takes it, scanned
+ * only: "type": "message", a text or tool_use block, the model and the
+ * usage counts
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_msg_check(ngx_http_llm_fallback_ctx_t *ctx,
+    ngx_str_t *body, ngx_http_llm_fallback_result_t *res)
+{
+    int                                rc;
+    uint32_t                           i, n, e, t, found[4];
+    ngx_http_llm_fallback_json_t       scan;
+    ngx_http_llm_fallback_json_tok_t  *toks;
+
+    static ngx_http_llm_fallback_json_key_t  keys[] = {
+        { "type", sizeof("type") - 1 },
+        { "content", sizeof("content") - 1 },
+        { "model", sizeof("model") - 1 },
+        { "usage", sizeof("usage") - 1 }
+    };
+
+    static ngx_http_llm_fallback_json_key_t  usage[] = {
+        { "input_tokens", sizeof("input_tokens") - 1 },
+        { "output_tokens", sizeof("output_tokens") - 1 }
+    };
+
+    rc = ngx_http_llm_fallback_json_parse(&scan, body->data, body->len,
+                                          ngx_http_llm_fallback_json_palloc,
+                                          ctx->request->pool);
+
+    if (rc == NGX_HTTP_LLM_FALLBACK_JSON_NOMEM) {
+        return NGX_ERROR;
+    }
+
+    if (rc != NGX_HTTP_LLM_FALLBACK_JSON_OK) {
+        return NGX_DECLINED;
+    }
+
+    toks = scan.toks;
+
+    ngx_http_llm_fallback_json_lookup(&scan, 0, keys, 4, found);
+
+    if (found[0] == NGX_HTTP_LLM_FALLBACK_JSON_NONE
+        || toks[found[0]].type != NGX_HTTP_LLM_FALLBACK_JSON_STRING
+        || !ngx_http_llm_fallback_json_streq(&toks[found[0]], "message",
+                                             sizeof("message") - 1)
+        || found[1] == NGX_HTTP_LLM_FALLBACK_JSON_NONE
+        || toks[found[1]].type != NGX_HTTP_LLM_FALLBACK_JSON_ARRAY)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* the first element follows its array, each the one before */
+
+    n = toks[found[1]].size;
+    e = found[1] + 1;
+
+    for (i = 0; i < n; i++, e = toks[e].next) {
+        t = ngx_http_llm_fallback_json_get(&scan, e, "type",
+                                           sizeof("type") - 1);
+
+        if (t != NGX_HTTP_LLM_FALLBACK_JSON_NONE
+            && toks[t].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING
+            && (ngx_http_llm_fallback_json_streq(&toks[t], "text",
+                                                 sizeof("text") - 1)
+                || ngx_http_llm_fallback_json_streq(&toks[t], "tool_use",
+                                                    sizeof("tool_use") - 1)))
+        {
+            break;
+        }
+    }
+
+    if (i == n) {
+        /* no text and no tool call: thinking only, or nothing */
+        return NGX_DECLINED;
+    }
+
+    if (found[2] != NGX_HTTP_LLM_FALLBACK_JSON_NONE
+        && toks[found[2]].type == NGX_HTTP_LLM_FALLBACK_JSON_STRING
+        && ngx_http_llm_fallback_json_tok_str(ctx->request->pool,
+                                              &toks[found[2]], &res->model)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    res->prompt_tokens = -1;
+    res->completion_tokens = -1;
+
+    if (found[3] != NGX_HTTP_LLM_FALLBACK_JSON_NONE) {
+        ngx_http_llm_fallback_json_lookup(&scan, found[3], usage, 2, found);
+
+        if (found[0] != NGX_HTTP_LLM_FALLBACK_JSON_NONE
+            && toks[found[0]].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER)
+        {
+            res->prompt_tokens = (ngx_int_t)
+                ngx_http_llm_fallback_json_integer(&toks[found[0]]);
+        }
+
+        if (found[1] != NGX_HTTP_LLM_FALLBACK_JSON_NONE
+            && toks[found[1]].type == NGX_HTTP_LLM_FALLBACK_JSON_INTEGER)
+        {
+            res->completion_tokens = (ngx_int_t)
+                ngx_http_llm_fallback_json_integer(&toks[found[1]]);
+        }
+    }
+
+    return NGX_OK;
 }
 
 

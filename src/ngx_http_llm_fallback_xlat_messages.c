@@ -25,8 +25,8 @@
  *                          dropped
  *   assistant text         "content" (the texts of a turn joined)
  *   tool_use               "tool_calls" (the input as JSON text)
- *   thinking               "reasoning_content" (joined), and with
- *   redacted_thinking      "thinking_blocks" (the blocks as they are)
+ *   thinking               dropped: no other format takes them back
+ *   redacted_thinking      (to an anthropic provider the body goes as is)
  *   tools                  function tools; server tools ("type") dropped
  *   tool_choice            auto, required, {"type":"function",...}, none;
  *                          disable_parallel_tool_use: parallel_tool_calls
@@ -1401,7 +1401,7 @@ ngx_http_llm_fallback_msg_flush_user(ngx_http_llm_fallback_msg_turn_t *t)
 static int
 ngx_http_llm_fallback_msg_flush_assistant(ngx_http_llm_fallback_msg_turn_t *t)
 {
-    json_t  *m, *text, *reasoning;
+    json_t  *m, *text;
 
     text = ngx_http_llm_fallback_xlat_join(t->parts);
 
@@ -1429,20 +1429,14 @@ ngx_http_llm_fallback_msg_flush_assistant(ngx_http_llm_fallback_msg_turn_t *t)
         goto failed;
     }
 
-    if (json_array_size(t->reasoning)) {
-        reasoning = ngx_http_llm_fallback_xlat_join(t->reasoning);
+    /*
+     * the history's thinking is not sent: the other formats cannot take
+     * it back (DeepSeek refuses reasoning_content in a request, OpenAI
+     * knows neither field), and only Anthropic checks its signatures
+     */
 
-        if (json_object_set_new(m, "reasoning_content", reasoning) != 0) {
-            json_decref(m);
-            goto failed;
-        }
-    }
-
-    if (json_array_size(t->thinking)
-        && json_object_set(m, "thinking_blocks", t->thinking) != 0)
-    {
-        json_decref(m);
-        goto failed;
+    if (json_array_size(t->reasoning) || json_array_size(t->thinking)) {
+        ngx_http_llm_fallback_msg_drop(t->x, "thinking");
     }
 
     if (json_array_append_new(t->out, m) != 0) {

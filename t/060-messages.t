@@ -106,6 +106,14 @@ stream_server(
                              . 'access to model","type":"invalid_request_'
                              . 'error","param":null,"code":'
                              . '"model_not_found"}}', 403)],
+    athink    => [json_reply('{"id":"msg_t","type":"message","role":'
+                             . '"assistant","model":"claude-fake","content":'
+                             . '[{"type":"thinking","thinking":"Hmm",'
+                             . '"signature":"c2ln"}],"stop_reason":'
+                             . '"max_tokens","stop_sequence":null,"usage":'
+                             . '{"input_tokens":3,"output_tokens":9}}')],
+    anotmsg   => [json_reply('{"type":"error","error":{"type":"api_error",'
+                             . '"message":"in a 200"}}')],
     omsg      => [json_reply($OMsg)],
     otool     => [json_reply($OTool)],
     o503      => [json_reply('{"error":{"message":"overloaded","type":'
@@ -149,6 +157,8 @@ add_block_preprocessor(sub {
     llm_provider a529 uri=/_a/a529 format=anthropic api_key=sk-ant-prov;
     llm_provider a400 uri=/_a/a400 format=anthropic api_key=sk-ant-prov;
     llm_provider a429 uri=/_a/a429 format=anthropic api_key=sk-ant-prov;
+    llm_provider athink uri=/_a/athink format=anthropic api_key=sk-ant-prov;
+    llm_provider anotmsg uri=/_a/anotmsg format=anthropic api_key=sk-ant-p;
     llm_provider a401 uri=/_a/a401 format=anthropic api_key=sk-ant-prov;
     llm_provider o403 uri=/_o/o403 api_key=sk-oai;
     llm_provider astream uri=/_a/astream format=anthropic api_key=sk-ant-p;
@@ -605,3 +615,22 @@ Allow: POST
 [502, 404]
 --- response_body_like eval
 [qr/"api_error"/, qr/^\{"type":"error","error":\{"type":"not_found_error","message":"[^"]+"\}\}$/]
+
+
+
+=== TEST 30: an answer without text or tool use, or not a message, falls back; tokens are counted
+--- config
+    location = /v1/messages {
+        llm_api messages;
+        llm_fallback_chain athink anotmsg amsg;
+        add_header X-Tokens $llm_prompt_tokens/$llm_completion_tokens;
+        add_header X-Model $llm_model;
+    }
+--- error_code: 200
+--- response_headers
+X-LLM-Provider: amsg
+X-LLM-Fallback: athink:invalid_response,anotmsg:invalid_response
+X-Tokens: 12/6
+X-Model: claude-sonnet-4-5-20250929
+--- response_body eval
+$::AMsg
