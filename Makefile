@@ -222,7 +222,7 @@ test-asan: deps build-asan
 # ---------------------------------------------------------------- valgrind
 
 VALGRIND_LOGS  := $(BUILD)/valgrind
-VALGRIND_TESTS ?= t/001-basic.t t/030-anthropic.t t/050-stream.t \
+VALGRIND_TESTS ?= t/001-basic.t t/030-anthropic.t t/050-stream.t t/060-messages.t \
                   t/051-stream-formats.t
 VALGRIND_OPTS  := --tool=memcheck --leak-check=full \
                   --errors-for-leak-kinds=definite \
