@@ -473,7 +473,10 @@ function fakeServer() {
                 if (!res.headersSent) {
                     json(res, 400, {
                         type: 'error',
-                        error: { type: 'invalid_request_error', message: what },
+                        error: {
+                            type: 'invalid_request_error',
+                            message: what,
+                        },
                     });
                 } else {
                     res.socket?.destroy();
