@@ -29,6 +29,8 @@ static int ngx_http_llm_fallback_anthropic_file(json_t *part,
     json_t *blocks, ngx_http_llm_fallback_xlat_request_t *x);
 static int ngx_http_llm_fallback_anthropic_tool_calls(json_t *calls,
     json_t *blocks, ngx_http_llm_fallback_xlat_request_t *x);
+static int ngx_http_llm_fallback_anthropic_thinking_blocks(json_t *m,
+    json_t *blocks, ngx_http_llm_fallback_xlat_request_t *x);
 static int ngx_http_llm_fallback_anthropic_tool_result(json_t *m,
     json_t *blocks, ngx_http_llm_fallback_xlat_request_t *x);
 static json_t *ngx_http_llm_fallback_anthropic_id(json_t *id);
@@ -40,6 +42,10 @@ static int ngx_http_llm_fallback_anthropic_collapse(json_t *holder,
 static json_t *ngx_http_llm_fallback_anthropic_tools(json_t *tools,
     ngx_http_llm_fallback_xlat_request_t *x);
 static json_t *ngx_http_llm_fallback_anthropic_tool_choice(json_t *req,
+    ngx_http_llm_fallback_xlat_request_t *x);
+static json_int_t ngx_http_llm_fallback_anthropic_budget(json_t *req,
+    json_int_t *max, ngx_http_llm_fallback_xlat_request_t *x);
+static json_t *ngx_http_llm_fallback_anthropic_format(json_t *rf,
     ngx_http_llm_fallback_xlat_request_t *x);
 
 
@@ -56,6 +62,19 @@ const ngx_http_llm_fallback_xlat_map_t  ngx_http_llm_fallback_anthropic_finish[]
 };
 
 
+/* reasoning_effort -> thinking.budget_tokens (README "anthropic") */
+
+static const ngx_http_llm_fallback_xlat_effort_t
+    ngx_http_llm_fallback_anthropic_efforts[] = {
+    { "minimal", 1024 },
+    { "low", 1024 },
+    { "medium", 4096 },
+    { "high", 16384 },
+    { "none", 0 },
+    { NULL, -1 }
+};
+
+
 json_t *
 ngx_http_llm_fallback_anthropic_request(json_t *req,
     ngx_http_llm_fallback_xlat_request_t *x)
@@ -63,7 +82,7 @@ ngx_http_llm_fallback_anthropic_request(json_t *req,
     double       t;
     json_t      *out, *system, *messages, *v, *tools, *choice;
     const char  *key;
-    json_int_t   max;
+    json_int_t   max, budget;
 
     if (!json_is_object(req)) {
         return NULL;
@@ -98,14 +117,19 @@ ngx_http_llm_fallback_anthropic_request(json_t *req,
         }
     }
 
-    max = ngx_http_llm_fallback_xlat_max_tokens(req);
-
-    if (max == 0) {
-        max = x->max_tokens ? x->max_tokens
-                            : NGX_HTTP_LLM_FALLBACK_ANTHROPIC_MAX_TOKENS;
-    }
+    budget = ngx_http_llm_fallback_anthropic_budget(req, &max, x);
 
     if (json_object_set_new(out, "max_tokens", json_integer(max)) != 0) {
+        goto failed;
+    }
+
+    if (budget
+        && json_object_set_new(out, "thinking",
+                               json_pack("{s:s,s:I}",
+                                         "type", "enabled",
+                                         "budget_tokens", budget))
+           != 0)
+    {
         goto failed;
     }
 
@@ -118,6 +142,7 @@ ngx_http_llm_fallback_anthropic_request(json_t *req,
             || strcmp(key, "stream_options") == 0
             || strcmp(key, "max_tokens") == 0
             || strcmp(key, "max_completion_tokens") == 0
+            || strcmp(key, "reasoning_effort") == 0
             || strcmp(key, "tool_choice") == 0
             || strcmp(key, "parallel_tool_calls") == 0)
         {
@@ -128,6 +153,13 @@ ngx_http_llm_fallback_anthropic_request(json_t *req,
             /* Anthropic's range is [0, 1], OpenAI's [0, 2] */
 
             t = json_number_value(v);
+
+            if (budget && t != 1.0) {
+                /* thinking takes the default temperature only */
+                ngx_http_llm_fallback_xlat_drop(x,
+                                     "temperature (with reasoning_effort)");
+                continue;
+            }
 
             if (t > 1.0 || t < 0.0) {
                 t = (t > 1.0) ? 1.0 : 0.0;
@@ -143,6 +175,15 @@ ngx_http_llm_fallback_anthropic_request(json_t *req,
         }
 
         if (strcmp(key, "top_p") == 0 && json_is_number(v)) {
+            t = json_number_value(v);
+
+            if (budget && (t < 0.95 || t > 1.0)) {
+                /* thinking takes top_p from 0.95 to 1 only */
+                ngx_http_llm_fallback_xlat_drop(x,
+                                   "top_p below 0.95 (with reasoning_effort)");
+                continue;
+            }
+
             if (json_object_set(out, "top_p", v) != 0) {
                 goto failed;
             }
@@ -166,6 +207,19 @@ ngx_http_llm_fallback_anthropic_request(json_t *req,
             tools = ngx_http_llm_fallback_anthropic_tools(v, x);
 
             if (tools && json_object_set_new(out, "tools", tools) != 0) {
+                goto failed;
+            }
+
+            continue;
+        }
+
+        if (strcmp(key, "response_format") == 0) {
+            v = ngx_http_llm_fallback_anthropic_format(v, x);
+
+            if (v && json_object_set_new(out, "output_config",
+                                         json_pack("{s:o}", "format", v))
+                     != 0)
+            {
                 goto failed;
             }
 
@@ -224,6 +278,114 @@ failed:
 
 
 /*
+ * max_tokens, and the thinking budget that reasoning_effort asks for (0:
+ * none).  Anthropic wants 1024 <= budget_tokens < max_tokens: a budget
+ * the client's max_tokens cannot hold is cut to max_tokens - 1 (OpenAI
+ * counts reasoning in max_tokens too), down to 1024, below which
+ * max_tokens is raised by 1024; without a client max_tokens, one that
+ * cannot hold the budget is raised by the budget.  A forced tool_choice
+ * ("required" or a function) wins: Anthropic does not think then.
+ */
+
+static json_int_t
+ngx_http_llm_fallback_anthropic_budget(json_t *req, json_int_t *max,
+    ngx_http_llm_fallback_xlat_request_t *x)
+{
+    json_t      *v, *tc;
+    json_int_t   client, budget;
+
+    client = ngx_http_llm_fallback_xlat_max_tokens(req);
+
+    *max = client ? client
+                  : x->max_tokens ? x->max_tokens
+                                  : NGX_HTTP_LLM_FALLBACK_ANTHROPIC_MAX_TOKENS;
+
+    v = json_object_get(req, "reasoning_effort");
+
+    if (v == NULL || json_is_null(v)) {
+        return 0;
+    }
+
+    budget = ngx_http_llm_fallback_xlat_effort(
+                 ngx_http_llm_fallback_anthropic_efforts, v);
+
+    if (budget < 0) {
+        ngx_http_llm_fallback_xlat_drop(x, "reasoning_effort");
+        return 0;
+    }
+
+    if (budget == 0) {
+        return 0;
+    }
+
+    tc = json_object_get(req, "tool_choice");
+
+    if (json_array_size(json_object_get(req, "tools"))
+        && (json_is_object(tc)
+            || (json_is_string(tc)
+                && strcmp(json_string_value(tc), "required") == 0)))
+    {
+        ngx_http_llm_fallback_xlat_drop(x,
+                               "reasoning_effort (with a forced tool_choice)");
+        return 0;
+    }
+
+    if (budget < *max) {
+        return budget;
+    }
+
+    if (client == 0) {
+        *max += budget;
+        return budget;
+    }
+
+    if (*max > NGX_HTTP_LLM_FALLBACK_ANTHROPIC_MIN_BUDGET) {
+        return *max - 1;
+    }
+
+    *max += NGX_HTTP_LLM_FALLBACK_ANTHROPIC_MIN_BUDGET;
+
+    return NGX_HTTP_LLM_FALLBACK_ANTHROPIC_MIN_BUDGET;
+}
+
+
+/*
+ * response_format: a JSON schema as output_config.format (Anthropic has
+ * no JSON mode without a schema, nor a name for it)
+ */
+
+static json_t *
+ngx_http_llm_fallback_anthropic_format(json_t *rf,
+    ngx_http_llm_fallback_xlat_request_t *x)
+{
+    json_t      *schema;
+    const char  *type;
+
+    type = json_string_value(json_object_get(rf, "type"));
+
+    if (type && strcmp(type, "text") == 0) {
+        return NULL;
+    }
+
+    schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
+
+    if (type && strcmp(type, "json_schema") == 0 && json_is_object(schema)) {
+        return json_pack("{s:s,s:O}", "type", "json_schema",
+                         "schema", schema);
+    }
+
+    if (type && strcmp(type, "json_object") == 0) {
+        ngx_http_llm_fallback_xlat_drop(x, "response_format json_object");
+
+    } else {
+        ngx_http_llm_fallback_xlat_drop(x, "response_format");
+    }
+
+    return NULL;
+}
+
+
+/*
  * messages: system and developer messages go to "system"; tool results
  * become tool_result blocks of a user turn; consecutive turns of one
  * role are merged, as the roles must alternate
@@ -273,8 +435,13 @@ ngx_http_llm_fallback_anthropic_messages(json_t *req, json_t *system,
 
         case NGX_HTTP_LLM_FALLBACK_ROLE_ASSISTANT:
             target = "assistant";
-            rc = ngx_http_llm_fallback_anthropic_content(
-                     json_object_get(m, "content"), blocks, role, x);
+            rc = ngx_http_llm_fallback_anthropic_thinking_blocks(m, blocks,
+                                                                 x);
+
+            if (rc == 0) {
+                rc = ngx_http_llm_fallback_anthropic_content(
+                         json_object_get(m, "content"), blocks, role, x);
+            }
 
             if (rc == 0) {
                 rc = ngx_http_llm_fallback_anthropic_tool_calls(
@@ -533,6 +700,78 @@ ngx_http_llm_fallback_anthropic_file(json_t *part, json_t *blocks,
                          "type", "base64",
                          "media_type", "application/pdf",
                          "data", data.data, data.data_len));
+}
+
+
+/*
+ * an assistant message's thinking_blocks, as Anthropic gave them: thinking
+ * (with its signature) and redacted_thinking blocks, first in the turn, as
+ * a tool use turn with thinking needs them; reasoning_content alone has no
+ * signature and is not sent
+ */
+
+static int
+ngx_http_llm_fallback_anthropic_thinking_blocks(json_t *m, json_t *blocks,
+    ngx_http_llm_fallback_xlat_request_t *x)
+{
+    size_t       i, n;
+    json_t      *b, *text, *sig, *data;
+    const char  *type;
+
+    n = json_array_size(blocks);
+
+    json_array_foreach(json_object_get(m, "thinking_blocks"), i, b) {
+
+        type = json_string_value(json_object_get(b, "type"));
+        text = json_object_get(b, "thinking");
+        sig = json_object_get(b, "signature");
+        data = json_object_get(b, "data");
+
+        if (type && strcmp(type, "thinking") == 0 && json_is_string(text)
+            && json_is_string(sig) && json_string_length(sig))
+        {
+            if (json_array_append_new(blocks,
+                    json_pack("{s:s,s:O,s:O}",
+                              "type", "thinking",
+                              "thinking", text,
+                              "signature", sig))
+                != 0)
+            {
+                return -1;
+            }
+
+            continue;
+        }
+
+        if (type && strcmp(type, "redacted_thinking") == 0
+            && json_is_string(data) && json_string_length(data))
+        {
+            if (json_array_append_new(blocks,
+                    json_pack("{s:s,s:O}",
+                              "type", "redacted_thinking",
+                              "data", data))
+                != 0)
+            {
+                return -1;
+            }
+
+            continue;
+        }
+
+        ngx_http_llm_fallback_xlat_drop(x, "thinking_blocks without a "
+                                           "signature or data");
+    }
+
+    text = json_object_get(m, "reasoning_content");
+
+    if (json_array_size(blocks) == n && json_is_string(text)
+        && json_string_length(text))
+    {
+        ngx_http_llm_fallback_xlat_drop(x, "reasoning_content without "
+                                           "thinking_blocks");
+    }
+
+    return 0;
 }
 
 
@@ -982,7 +1221,7 @@ ngx_http_llm_fallback_anthropic_response(json_t *resp,
 {
     size_t       i;
     json_t      *texts, *calls, *block, *v, *id, *name, *call, *message;
-    json_t      *text, *choice, *usage;
+    json_t      *text, *choice, *usage, *thoughts, *thinking, *reasoning;
     const char  *type, *finish;
 
     x->prompt_tokens = -1;
@@ -1002,10 +1241,14 @@ ngx_http_llm_fallback_anthropic_response(json_t *resp,
 
     texts = json_array();
     calls = json_array();
+    thoughts = json_array();
+    thinking = json_array();
     text = NULL;
     message = NULL;
 
-    if (texts == NULL || calls == NULL) {
+    if (texts == NULL || calls == NULL || thoughts == NULL
+        || thinking == NULL)
+    {
         goto failed;
     }
 
@@ -1028,8 +1271,34 @@ ngx_http_llm_fallback_anthropic_response(json_t *resp,
             continue;
         }
 
+        if (strcmp(type, "thinking") == 0) {
+            v = json_object_get(block, "thinking");
+
+            if (!json_is_string(v)) {
+                continue;
+            }
+
+            if ((json_string_length(v) && json_array_append(thoughts, v) != 0)
+                || json_array_append(thinking, block) != 0)
+            {
+                goto failed;
+            }
+
+            continue;
+        }
+
+        if (strcmp(type, "redacted_thinking") == 0) {
+            if (json_is_string(json_object_get(block, "data"))
+                && json_array_append(thinking, block) != 0)
+            {
+                goto failed;
+            }
+
+            continue;
+        }
+
         if (strcmp(type, "tool_use") != 0) {
-            /* thinking, redacted_thinking, server tools: not in OpenAI */
+            /* server tools: not in OpenAI */
             continue;
         }
 
@@ -1084,6 +1353,22 @@ ngx_http_llm_fallback_anthropic_response(json_t *resp,
         goto failed;
     }
 
+    /* thinking as OpenAI-compatible servers have it */
+
+    reasoning = ngx_http_llm_fallback_xlat_join(thoughts);
+
+    if (reasoning
+        && json_object_set_new(message, "reasoning_content", reasoning) != 0)
+    {
+        goto failed;
+    }
+
+    if (json_array_size(thinking)
+        && json_object_set(message, "thinking_blocks", thinking) != 0)
+    {
+        goto failed;
+    }
+
     if (json_array_size(calls)
         && json_object_set(message, "tool_calls", calls) != 0)
     {
@@ -1104,6 +1389,8 @@ ngx_http_llm_fallback_anthropic_response(json_t *resp,
 
     json_decref(texts);
     json_decref(calls);
+    json_decref(thoughts);
+    json_decref(thinking);
 
     usage = ngx_http_llm_fallback_anthropic_usage(
                 json_object_get(resp, "usage"), x);
@@ -1120,6 +1407,8 @@ failed:
     json_decref(text);
     json_decref(texts);
     json_decref(calls);
+    json_decref(thoughts);
+    json_decref(thinking);
 
     return NULL;
 }

@@ -38,6 +38,11 @@ static ngx_int_t ngx_http_llm_fallback_chat_stream_error(
     json_t *error);
 static ngx_int_t ngx_http_llm_fallback_chat_replay(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_str_t *out);
+static ngx_int_t ngx_http_llm_fallback_chat_replay_reasoning(
+    ngx_array_t *events, json_t *completion, json_int_t index,
+    json_t *message);
+static ngx_int_t ngx_http_llm_fallback_chat_replay_delta(ngx_array_t *events,
+    json_t *completion, json_int_t index, json_t *delta, ngx_uint_t first);
 static ngx_int_t ngx_http_llm_fallback_chat_replay_event(ngx_array_t *events,
     json_t *chunk);
 static json_t *ngx_http_llm_fallback_chat_chunk(json_t *completion,
@@ -478,6 +483,7 @@ ngx_http_llm_fallback_chat_replay(ngx_http_request_t *r,
     json_t       *completion, *choice, *message, *delta, *chunk;
     json_t       *v, *calls, *call, *c;
     ngx_str_t    *ev;
+    ngx_int_t     rc;
     ngx_uint_t    n;
     json_int_t    index;
     ngx_array_t   events;
@@ -506,7 +512,19 @@ ngx_http_llm_fallback_chat_replay(ngx_http_request_t *r,
         message = json_object_get(choice, "message");
         v = json_object_get(choice, "index");
 
-        delta = json_pack("{s:s}", "role", "assistant");
+        index = json_is_integer(v) ? json_integer_value(v)
+                                   : (json_int_t) i;
+
+        /* reasoning first, in the chunks a stream gives it in */
+
+        rc = ngx_http_llm_fallback_chat_replay_reasoning(&events, completion,
+                                                         index, message);
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        delta = (rc == NGX_DECLINED) ? json_pack("{s:s}", "role", "assistant")
+                                     : json_object();
         if (delta == NULL) {
             return NGX_ERROR;
         }
@@ -536,9 +554,6 @@ ngx_http_llm_fallback_chat_replay(ngx_http_request_t *r,
 
             json_object_set_new(delta, "tool_calls", c);
         }
-
-        index = json_is_integer(v) ? json_integer_value(v)
-                                   : (json_int_t) i;
 
         chunk = ngx_http_llm_fallback_chat_chunk(completion,
                     json_pack("[{s:I,s:o,s:n}]",
@@ -604,6 +619,127 @@ ngx_http_llm_fallback_chat_replay(ngx_http_request_t *r,
     out->len = p - out->data;
 
     return NGX_OK;
+}
+
+
+/*
+ * a message's reasoning as a stream has it: each thinking block's text
+ * (reasoning_content) then its signature (a thinking_blocks delta with an
+ * empty "thinking"), redacted_thinking blocks whole; reasoning_content
+ * without thinking blocks that carry text in one delta.  NGX_DECLINED
+ * when there is none.
+ */
+
+static ngx_int_t
+ngx_http_llm_fallback_chat_replay_reasoning(ngx_array_t *events,
+    json_t *completion, json_int_t index, json_t *message)
+{
+    size_t       i;
+    json_t      *blocks, *b, *text, *delta;
+    ngx_uint_t   first, texts;
+    const char  *type;
+
+    first = 1;
+    texts = 0;
+    blocks = json_object_get(message, "thinking_blocks");
+
+    json_array_foreach(blocks, i, b) {
+        text = json_object_get(b, "thinking");
+
+        if (json_is_string(text) && json_string_length(text)) {
+            texts = 1;
+        }
+    }
+
+    text = json_object_get(message, "reasoning_content");
+
+    if (!texts && json_is_string(text) && json_string_length(text)) {
+        delta = json_pack("{s:O}", "reasoning_content", text);
+
+        if (ngx_http_llm_fallback_chat_replay_delta(events, completion, index,
+                                                    delta, first)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        first = 0;
+    }
+
+    json_array_foreach(blocks, i, b) {
+        type = json_string_value(json_object_get(b, "type"));
+        text = json_object_get(b, "thinking");
+
+        if (type == NULL || ngx_strcmp(type, "thinking") != 0) {
+            delta = json_pack("{s:[O]}", "thinking_blocks", b);
+
+        } else {
+            if (json_is_string(text) && json_string_length(text)) {
+                delta = json_pack("{s:O}", "reasoning_content", text);
+
+                if (ngx_http_llm_fallback_chat_replay_delta(events,
+                                                            completion, index,
+                                                            delta, first)
+                    != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+
+                first = 0;
+            }
+
+            delta = json_pack("{s:[{s:s,s:s,s:O*}]}",
+                              "thinking_blocks",
+                              "type", "thinking",
+                              "thinking", "",
+                              "signature", json_object_get(b, "signature"));
+        }
+
+        if (ngx_http_llm_fallback_chat_replay_delta(events, completion, index,
+                                                    delta, first)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        first = 0;
+    }
+
+    return first ? NGX_DECLINED : NGX_OK;
+}
+
+
+/* a chunk of one delta (taken), the role in the first one */
+
+static ngx_int_t
+ngx_http_llm_fallback_chat_replay_delta(ngx_array_t *events,
+    json_t *completion, json_int_t index, json_t *delta, ngx_uint_t first)
+{
+    json_t  *d;
+
+    if (delta == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (first) {
+        d = json_pack("{s:s}", "role", "assistant");
+
+        if (d == NULL || json_object_update(d, delta) != 0) {
+            json_decref(d);
+            json_decref(delta);
+            return NGX_ERROR;
+        }
+
+        json_decref(delta);
+        delta = d;
+    }
+
+    return ngx_http_llm_fallback_chat_replay_event(events,
+               ngx_http_llm_fallback_chat_chunk(completion,
+                   json_pack("[{s:I,s:o,s:n}]",
+                             "index", index,
+                             "delta", delta,
+                             "finish_reason")));
 }
 
 

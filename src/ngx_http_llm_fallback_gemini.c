@@ -62,6 +62,22 @@ const ngx_http_llm_fallback_xlat_map_t  ngx_http_llm_fallback_gemini_finish[]
 };
 
 
+/*
+ * reasoning_effort -> thinkingConfig.thinkingBudget, as Google's own
+ * OpenAI API maps it (README "gemini"); "none" turns thinking off
+ */
+
+static const ngx_http_llm_fallback_xlat_effort_t
+    ngx_http_llm_fallback_gemini_efforts[] = {
+    { "none", 0 },
+    { "minimal", 512 },
+    { "low", 1024 },
+    { "medium", 8192 },
+    { "high", 24576 },
+    { NULL, -1 }
+};
+
+
 json_t *
 ngx_http_llm_fallback_gemini_request(json_t *req,
     ngx_http_llm_fallback_xlat_request_t *x)
@@ -175,6 +191,16 @@ ngx_http_llm_fallback_gemini_contents(json_t *req, json_t *system,
             target = "model";
             rc = ngx_http_llm_fallback_gemini_parts(
                      json_object_get(m, "content"), parts, role, x);
+
+            /* Gemini takes no thoughts back: their signatures are kept */
+
+            if (json_is_string(json_object_get(m, "reasoning_content"))) {
+                ngx_http_llm_fallback_xlat_drop(x, "reasoning_content");
+            }
+
+            if (json_array_size(json_object_get(m, "thinking_blocks"))) {
+                ngx_http_llm_fallback_xlat_drop(x, "thinking_blocks");
+            }
 
             if (rc == 0) {
                 rc = ngx_http_llm_fallback_gemini_function_calls(
@@ -637,7 +663,7 @@ ngx_http_llm_fallback_gemini_config(json_t *req, json_t *out, json_t *config,
 {
     json_t      *v, *t, *schema;
     const char  *key, *s;
-    json_int_t   max;
+    json_int_t   max, budget;
 
     max = ngx_http_llm_fallback_xlat_max_tokens(req);
 
@@ -765,6 +791,26 @@ ngx_http_llm_fallback_gemini_config(json_t *req, json_t *out, json_t *config,
             }
 
             ngx_http_llm_fallback_xlat_drop(x, key);
+            continue;
+        }
+
+        if (strcmp(key, "reasoning_effort") == 0) {
+            budget = ngx_http_llm_fallback_xlat_effort(
+                         ngx_http_llm_fallback_gemini_efforts, v);
+
+            if (budget < 0) {
+                ngx_http_llm_fallback_xlat_drop(x, key);
+                continue;
+            }
+
+            t = budget ? json_pack("{s:I,s:b}", "thinkingBudget", budget,
+                                   "includeThoughts", 1)
+                       : json_pack("{s:I}", "thinkingBudget", budget);
+
+            if (json_object_set_new(config, "thinkingConfig", t) != 0) {
+                return -1;
+            }
+
             continue;
         }
 
@@ -990,8 +1036,8 @@ ngx_http_llm_fallback_gemini_response(json_t *resp,
 
 /*
  * a candidate as a choice, or NULL when it has neither text nor a
- * function call (as a candidate blocked for safety); thought parts
- * are not part of the answer
+ * function call (as a candidate blocked for safety); the text of
+ * thought parts is the message's reasoning_content
  */
 
 static json_t *
@@ -999,14 +1045,16 @@ ngx_http_llm_fallback_gemini_choice(json_t *candidate, size_t index,
     size_t *ncalls, ngx_http_llm_fallback_xlat_response_t *x)
 {
     size_t       i;
-    json_t      *texts, *calls, *part, *v, *fc, *call, *message, *text;
+    json_t      *texts, *calls, *thoughts, *part, *v, *fc, *call, *message;
+    json_t      *text;
     const char  *finish;
 
     texts = json_array();
     calls = json_array();
+    thoughts = json_array();
     message = NULL;
 
-    if (texts == NULL || calls == NULL) {
+    if (texts == NULL || calls == NULL || thoughts == NULL) {
         goto failed;
     }
 
@@ -1014,11 +1062,17 @@ ngx_http_llm_fallback_gemini_choice(json_t *candidate, size_t index,
                                        "parts"),
                        i, part)
     {
+        v = json_object_get(part, "text");
+
         if (json_is_true(json_object_get(part, "thought"))) {
+            if (json_is_string(v) && json_string_length(v)
+                && json_array_append(thoughts, v) != 0)
+            {
+                goto failed;
+            }
+
             continue;
         }
-
-        v = json_object_get(part, "text");
 
         if (json_is_string(v)) {
             if (json_string_length(v) && json_array_append(texts, v) != 0) {
@@ -1061,6 +1115,12 @@ ngx_http_llm_fallback_gemini_choice(json_t *candidate, size_t index,
         goto failed;
     }
 
+    v = ngx_http_llm_fallback_xlat_join(thoughts);
+
+    if (v && json_object_set_new(message, "reasoning_content", v) != 0) {
+        goto failed;
+    }
+
     if (json_array_size(calls)
         && json_object_set(message, "tool_calls", calls) != 0)
     {
@@ -1081,6 +1141,7 @@ ngx_http_llm_fallback_gemini_choice(json_t *candidate, size_t index,
 
     json_decref(texts);
     json_decref(calls);
+    json_decref(thoughts);
 
     return json_pack("{s:I,s:o,s:n,s:s}",
                      "index", (json_int_t) index,
@@ -1093,6 +1154,7 @@ failed:
     json_decref(message);
     json_decref(texts);
     json_decref(calls);
+    json_decref(thoughts);
 
     return NULL;
 }

@@ -225,6 +225,30 @@ ngx_http_llm_fallback_xlat_max_tokens(json_t *req)
 }
 
 
+/* the budget of a reasoning_effort value, -1 when it is not one */
+
+json_int_t
+ngx_http_llm_fallback_xlat_effort(
+    const ngx_http_llm_fallback_xlat_effort_t *efforts, json_t *effort)
+{
+    const char  *name;
+
+    name = json_string_value(effort);
+
+    if (name == NULL) {
+        return -1;
+    }
+
+    for ( /* void */ ; efforts->name; efforts++) {
+        if (strcmp(efforts->name, name) == 0) {
+            return efforts->budget;
+        }
+    }
+
+    return -1;
+}
+
+
 /* a token count: -1 when not an integer, else within [0, 2^40] */
 
 json_int_t

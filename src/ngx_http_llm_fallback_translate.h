@@ -34,6 +34,9 @@
 /* Anthropic requires max_tokens: used without client or provider value */
 #define NGX_HTTP_LLM_FALLBACK_ANTHROPIC_MAX_TOKENS    4096
 
+/* Anthropic's least thinking budget (budget_tokens) */
+#define NGX_HTTP_LLM_FALLBACK_ANTHROPIC_MIN_BUDGET    1024
+
 /* a neutral first user turn when a conversation starts with the model */
 #define NGX_HTTP_LLM_FALLBACK_XLAT_FIRST_TURN         "."
 
@@ -59,6 +62,13 @@ typedef struct {
     const char                       *name;
     int                               role;
 } ngx_http_llm_fallback_xlat_role_t;
+
+
+/* a reasoning_effort and the thinking budget a format gives it */
+typedef struct {
+    const char                       *name;
+    json_int_t                        budget;
+} ngx_http_llm_fallback_xlat_effort_t;
 
 
 /* a parsed "data:MIME[;...];base64,DATA" URL */
@@ -120,6 +130,8 @@ int ngx_http_llm_fallback_xlat_data_url(const char *url, size_t len,
 int ngx_http_llm_fallback_xlat_http_url(const char *url, size_t len);
 const char *ngx_http_llm_fallback_xlat_url_mime(const char *url, size_t len);
 json_int_t ngx_http_llm_fallback_xlat_max_tokens(json_t *req);
+json_int_t ngx_http_llm_fallback_xlat_effort(
+    const ngx_http_llm_fallback_xlat_effort_t *efforts, json_t *effort);
 json_int_t ngx_http_llm_fallback_xlat_count(json_t *v);
 json_t *ngx_http_llm_fallback_xlat_join(json_t *strings);
 json_t *ngx_http_llm_fallback_xlat_stop(json_t *stop, int blank_ok,
@@ -179,6 +191,13 @@ json_t *ngx_http_llm_fallback_gemini_call(json_t *part, size_t n,
  * "out" is then as it was before the call, but the state is not: the
  * attempt cannot go on.
  *
+ * Reasoning: a delta's "reasoning_content" is thinking text (Anthropic's
+ * thinking_delta, Gemini's thought parts); its "thinking_blocks" is one
+ * block: {"type":"thinking","thinking":"","signature":S} ends the thinking
+ * block whose text came in the reasoning_content since the previous
+ * block (Anthropic's signature_delta), {"type":"redacted_thinking",
+ * "data":D} comes whole.
+ *
  * The chunks of one stream: each has x->id, x->created and one model
  * (the provider's, else x->model); the first carries the role; a tool
  * call index is either the next one, in a chunk that starts the call
@@ -221,11 +240,17 @@ typedef struct {
     int                               role_sent;
     int                               usage_sent;
     int                               finish_sent;
+    /* the reasoning tokens of the provider's usage, when known */
+    json_int_t                        reasoning_tokens;
+    unsigned                          reasoning_known:1;
 
     /* out: usage counts, -1 when unknown */
     json_int_t                        prompt_tokens;
     json_int_t                        completion_tokens;
-    /* out: a chunk with content, a refusal or a tool call delta was made */
+    /*
+     * out: a chunk with content, a refusal, reasoning (reasoning_content,
+     * thinking_blocks) or a tool call delta was made
+     */
     unsigned                          content:1;
     /* out: the provider ended its stream (message_stop, finishReason,
      * OpenAI "[DONE]" is seen by the caller) */
@@ -282,8 +307,11 @@ ngx_http_llm_fallback_xlat_acc_t *ngx_http_llm_fallback_xlat_acc_create(
 int ngx_http_llm_fallback_xlat_acc_add(ngx_http_llm_fallback_xlat_acc_t *acc,
     json_t *chunk);
 /* a new reference: id, object "chat.completion", created, model,
- * choices[{index, message{role, content, tool_calls?, refusal?},
- * logprobs, finish_reason}], usage when a chunk carried it; id, created
+ * choices[{index, message{role, content, reasoning_content?,
+ * thinking_blocks?, tool_calls?, refusal?}, logprobs, finish_reason}],
+ * usage when a chunk carried it; a thinking block of a delta whose
+ * "thinking" is empty gets the reasoning_content since the previous
+ * block, one with its text is kept as it is; id, created
  * and model are the first ones given; NULL when it gave up, when no
  * chunk had a choice, or when a choice has no finish_reason (the stream
  * did not end).  Only choices 0 to 15 are kept.  "content" is null when

@@ -61,8 +61,12 @@ typedef struct {
 typedef struct {
     json_t                                 *role;     /* references */
     json_t                                 *finish;
+    json_t                                 *blocks;   /* thinking_blocks */
     ngx_http_llm_fallback_xlat_buf_t        content;
     ngx_http_llm_fallback_xlat_buf_t        refusal;
+    ngx_http_llm_fallback_xlat_buf_t        reasoning;
+    /* the reasoning of the thinking block not yet ended starts here */
+    size_t                                  mark;
     ngx_http_llm_fallback_xlat_acc_tool_t  *tools;    /* by their index */
     size_t                                  ntools;   /* slots */
     unsigned                                seen:1;
@@ -88,6 +92,10 @@ static int ngx_http_llm_fallback_xlat_stream_chunk(
     json_t *value, const char *finish);
 static int ngx_http_llm_fallback_xlat_stream_text(
     ngx_http_llm_fallback_xlat_stream_t *x, json_t *out, json_t *text);
+static int ngx_http_llm_fallback_xlat_stream_reasoning(
+    ngx_http_llm_fallback_xlat_stream_t *x, json_t *out, json_t *text);
+static int ngx_http_llm_fallback_xlat_stream_thinking(
+    ngx_http_llm_fallback_xlat_stream_t *x, json_t *out, json_t *block);
 static int ngx_http_llm_fallback_xlat_stream_tool(
     ngx_http_llm_fallback_xlat_stream_t *x, json_t *out, int k,
     json_t *call);
@@ -129,6 +137,9 @@ static int ngx_http_llm_fallback_xlat_acc_choice(
 static int ngx_http_llm_fallback_xlat_acc_tool(
     ngx_http_llm_fallback_xlat_acc_t *acc,
     ngx_http_llm_fallback_xlat_acc_choice_t *c, json_t *call, size_t pos);
+static int ngx_http_llm_fallback_xlat_acc_block(
+    ngx_http_llm_fallback_xlat_acc_t *acc,
+    ngx_http_llm_fallback_xlat_acc_choice_t *c, json_t *block);
 static int ngx_http_llm_fallback_xlat_acc_keep(
     ngx_http_llm_fallback_xlat_acc_t *acc, json_t **ref, json_t *v);
 static int ngx_http_llm_fallback_xlat_acc_append(
@@ -250,8 +261,9 @@ ngx_http_llm_fallback_anthropic_stream_start(
 
 
 /*
- * content_block_start: text that comes with the block, the start of a
- * tool call; thinking and server tool blocks are not part of OpenAI
+ * content_block_start: text or thinking that comes with the block, a
+ * redacted_thinking block, the start of a tool call; server tool blocks
+ * are not part of OpenAI
  */
 
 static int
@@ -292,6 +304,29 @@ ngx_http_llm_fallback_anthropic_stream_block(
         return ngx_http_llm_fallback_xlat_stream_text(x, out, v);
     }
 
+    if (strcmp(type, "thinking") == 0) {
+        v = json_object_get(block, "thinking");
+
+        if (!json_is_string(v)) {
+            return NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_OK;
+        }
+
+        return ngx_http_llm_fallback_xlat_stream_reasoning(x, out, v);
+    }
+
+    if (strcmp(type, "redacted_thinking") == 0) {
+        v = json_object_get(block, "data");
+
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+            x->reason = "a redacted_thinking block without data";
+            return NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_INVALID;
+        }
+
+        return ngx_http_llm_fallback_xlat_stream_thinking(x, out,
+                   json_pack("{s:s,s:O}", "type", "redacted_thinking",
+                             "data", v));
+    }
+
     if (strcmp(type, "tool_use") != 0) {
         return NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_OK;
     }
@@ -328,7 +363,10 @@ ngx_http_llm_fallback_anthropic_stream_block(
 }
 
 
-/* content_block_delta: text and tool arguments; thinking is left out */
+/*
+ * content_block_delta: text, tool arguments, thinking (reasoning_content)
+ * and the signature that ends a thinking block (thinking_blocks)
+ */
 
 static int
 ngx_http_llm_fallback_anthropic_stream_delta(
@@ -361,8 +399,32 @@ ngx_http_llm_fallback_anthropic_stream_delta(
         return ngx_http_llm_fallback_xlat_stream_text(x, out, v);
     }
 
+    if (strcmp(type, "thinking_delta") == 0) {
+        v = json_object_get(delta, "thinking");
+
+        if (!json_is_string(v)) {
+            x->reason = "a thinking_delta without thinking";
+            return NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_INVALID;
+        }
+
+        return ngx_http_llm_fallback_xlat_stream_reasoning(x, out, v);
+    }
+
+    if (strcmp(type, "signature_delta") == 0) {
+        v = json_object_get(delta, "signature");
+
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+            x->reason = "a signature_delta without a signature";
+            return NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_INVALID;
+        }
+
+        return ngx_http_llm_fallback_xlat_stream_thinking(x, out,
+                   json_pack("{s:s,s:s,s:O}", "type", "thinking",
+                             "thinking", "", "signature", v));
+    }
+
     if (strcmp(type, "input_json_delta") != 0) {
-        /* thinking_delta, signature_delta, citations_delta */
+        /* citations_delta */
         return NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_OK;
     }
 
@@ -570,7 +632,7 @@ ngx_http_llm_fallback_gemini_stream_event(
 }
 
 
-/* a candidate's parts: text and function calls, thoughts left out */
+/* a candidate's parts: text, thoughts (reasoning) and function calls */
 
 static int
 ngx_http_llm_fallback_gemini_stream_parts(
@@ -583,11 +645,19 @@ ngx_http_llm_fallback_gemini_stream_parts(
 
     json_array_foreach(parts, i, part) {
 
+        v = json_object_get(part, "text");
+
         if (json_is_true(json_object_get(part, "thought"))) {
+
+            if (json_is_string(v)
+                && ngx_http_llm_fallback_xlat_stream_reasoning(x, out, v)
+                   != NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_OK)
+            {
+                return NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_INVALID;
+            }
+
             continue;
         }
-
-        v = json_object_get(part, "text");
 
         if (json_is_string(v)) {
 
@@ -705,7 +775,15 @@ ngx_http_llm_fallback_openai_stream(ngx_http_llm_fallback_xlat_stream_t *x,
             x->content = 1;
         }
 
-        if (json_array_size(json_object_get(delta, "tool_calls"))) {
+        v = json_object_get(delta, "reasoning_content");
+
+        if (json_is_string(v) && json_string_length(v)) {
+            x->content = 1;
+        }
+
+        if (json_array_size(json_object_get(delta, "tool_calls"))
+            || json_array_size(json_object_get(delta, "thinking_blocks")))
+        {
             x->content = 1;
         }
 
@@ -871,7 +949,9 @@ ngx_http_llm_fallback_xlat_stream_finish(
                                              x->completion_tokens,
                                              x->prompt_tokens
                                              + x->completion_tokens,
-                                             -1, -1))
+                                             -1,
+                                             x->reasoning_known
+                                             ? x->reasoning_tokens : -1))
         != 0)
     {
         json_decref(chunk);
@@ -992,6 +1072,53 @@ ngx_http_llm_fallback_xlat_stream_text(ngx_http_llm_fallback_xlat_stream_t *x,
 }
 
 
+/* a reasoning_content delta of a string (borrowed), unless it is empty */
+
+static int
+ngx_http_llm_fallback_xlat_stream_reasoning(
+    ngx_http_llm_fallback_xlat_stream_t *x, json_t *out, json_t *text)
+{
+    if (json_string_length(text) == 0) {
+        return NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_OK;
+    }
+
+    if (ngx_http_llm_fallback_xlat_stream_chunk(x, out, "reasoning_content",
+                                                json_incref(text), NULL)
+        != NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_OK)
+    {
+        return NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_INVALID;
+    }
+
+    x->content = 1;
+
+    return NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_OK;
+}
+
+
+/* a thinking_blocks delta of one block (taken) */
+
+static int
+ngx_http_llm_fallback_xlat_stream_thinking(
+    ngx_http_llm_fallback_xlat_stream_t *x, json_t *out, json_t *block)
+{
+    if (block == NULL) {
+        x->reason = "out of memory";
+        return NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_INVALID;
+    }
+
+    if (ngx_http_llm_fallback_xlat_stream_chunk(x, out, "thinking_blocks",
+                                                json_pack("[o]", block), NULL)
+        != NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_OK)
+    {
+        return NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_INVALID;
+    }
+
+    x->content = 1;
+
+    return NGX_HTTP_LLM_FALLBACK_XLAT_STREAM_OK;
+}
+
+
 /* a tool_calls delta: "call" (taken) gets the index k in front */
 
 static int
@@ -1046,14 +1173,22 @@ static int
 ngx_http_llm_fallback_xlat_stream_counts(ngx_http_llm_fallback_xlat_stream_t *x,
     json_t *usage, ngx_http_llm_fallback_xlat_usage_pt count)
 {
-    ngx_http_llm_fallback_xlat_response_t  r;
+    json_t                                 *u;
+    json_int_t                              n;
+    ngx_http_llm_fallback_xlat_response_t   r;
 
     memset(&r, 0, sizeof(ngx_http_llm_fallback_xlat_response_t));
 
     r.prompt_tokens = -1;
     r.completion_tokens = -1;
 
-    json_decref(count(usage, &r));
+    u = count(usage, &r);
+
+    n = ngx_http_llm_fallback_xlat_count(
+            json_object_get(json_object_get(u, "completion_tokens_details"),
+                            "reasoning_tokens"));
+
+    json_decref(u);
 
     if (r.prompt_tokens < 0 || r.completion_tokens < 0) {
         return 0;
@@ -1061,6 +1196,11 @@ ngx_http_llm_fallback_xlat_stream_counts(ngx_http_llm_fallback_xlat_stream_t *x,
 
     x->prompt_tokens = r.prompt_tokens;
     x->completion_tokens = r.completion_tokens;
+
+    if (n >= 0) {
+        x->reasoning_tokens = n;
+        x->reasoning_known = 1;
+    }
 
     return 1;
 }
@@ -1222,9 +1362,18 @@ ngx_http_llm_fallback_xlat_acc_choice(ngx_http_llm_fallback_xlat_acc_t *acc,
            != 0
         || ngx_http_llm_fallback_xlat_acc_append(acc, &c->refusal,
                json_object_get(delta, "refusal"))
+           != 0
+        || ngx_http_llm_fallback_xlat_acc_append(acc, &c->reasoning,
+               json_object_get(delta, "reasoning_content"))
            != 0)
     {
         return -1;
+    }
+
+    json_array_foreach(json_object_get(delta, "thinking_blocks"), i, v) {
+        if (ngx_http_llm_fallback_xlat_acc_block(acc, c, v) != 0) {
+            return -1;
+        }
     }
 
     json_array_foreach(json_object_get(delta, "tool_calls"), i, call) {
@@ -1241,6 +1390,80 @@ ngx_http_llm_fallback_xlat_acc_choice(ngx_http_llm_fallback_xlat_acc_t *acc,
     }
 
     return 0;
+}
+
+
+/*
+ * a thinking block of a delta: one without its text gets the reasoning
+ * since the previous block (a stream's signature_delta), one with it is
+ * kept as it is (a replayed answer); its bytes are counted
+ */
+
+static int
+ngx_http_llm_fallback_xlat_acc_block(ngx_http_llm_fallback_xlat_acc_t *acc,
+    ngx_http_llm_fallback_xlat_acc_choice_t *c, json_t *block)
+{
+    size_t       len;
+    json_t      *b, *text, *sig, *data;
+    const char  *type;
+
+    type = json_string_value(json_object_get(block, "type"));
+    text = json_object_get(block, "thinking");
+    sig = json_object_get(block, "signature");
+    data = json_object_get(block, "data");
+
+    if (type && strcmp(type, "thinking") == 0 && json_is_string(sig)) {
+
+        if (json_is_string(text) && json_string_length(text)) {
+            text = json_incref(text);
+
+        } else {
+            text = json_stringn(c->reasoning.data
+                                ? c->reasoning.data + c->mark : "",
+                                c->reasoning.len - c->mark);
+        }
+
+        c->mark = c->reasoning.len;
+
+        if (text == NULL) {
+            return -1;
+        }
+
+        b = json_pack("{s:s,s:o,s:O}",
+                      "type", "thinking",
+                      "thinking", text,
+                      "signature", sig);
+
+        len = json_string_length(json_object_get(b, "thinking"))
+              + json_string_length(sig);
+
+    } else if (type && strcmp(type, "redacted_thinking") == 0
+               && json_is_string(data))
+    {
+        b = json_pack("{s:s,s:O}", "type", "redacted_thinking", "data", data);
+        len = json_string_length(data);
+
+    } else {
+        return 0;
+    }
+
+    if (b == NULL || len > acc->max - acc->total) {
+        json_decref(b);
+        return -1;
+    }
+
+    acc->total += len;
+
+    if (c->blocks == NULL) {
+        c->blocks = json_array();
+
+        if (c->blocks == NULL) {
+            json_decref(b);
+            return -1;
+        }
+    }
+
+    return json_array_append_new(c->blocks, b);
 }
 
 
@@ -1467,7 +1690,8 @@ failed:
 
 
 /*
- * {"role", "content", "refusal", "tool_calls"?}: "content" is null when
+ * {"role", "content", "refusal", "reasoning_content"?, "thinking_blocks"?,
+ * "tool_calls"?}: "content" is null when
  * there are tool calls or a refusal but no text; "refusal" (OpenAI's
  * schema requires it) is null when there is none
  */
@@ -1505,6 +1729,21 @@ ngx_http_llm_fallback_xlat_acc_message(
     if (m == NULL) {
         json_decref(calls);
         return NULL;
+    }
+
+    if (c->reasoning.len
+        && json_object_set_new(m, "reasoning_content",
+                               ngx_http_llm_fallback_xlat_acc_text(
+                                   &c->reasoning))
+           != 0)
+    {
+        goto failed;
+    }
+
+    if (json_array_size(c->blocks)
+        && json_object_set(m, "thinking_blocks", c->blocks) != 0)
+    {
+        goto failed;
     }
 
     if (json_array_size(calls)
@@ -1617,8 +1856,10 @@ ngx_http_llm_fallback_xlat_acc_free(ngx_http_llm_fallback_xlat_acc_t *acc)
 
         json_decref(c->role);
         json_decref(c->finish);
+        json_decref(c->blocks);
         free(c->content.data);
         free(c->refusal.data);
+        free(c->reasoning.data);
         free(c->tools);
     }
 

@@ -398,7 +398,7 @@ X-Tokens: 100/320
 
 
 
-=== TEST 20: thought parts are not part of the answer
+=== TEST 20: thought parts are not part of the content: reasoning_content
 --- config
     location /chat { llm_fallback_chain gem; }
 --- tcp_reply eval
@@ -408,8 +408,7 @@ LLMProviders::gemini(sub {
         { text => 'Forty-two.' }]);
 })
 --- error_code: 200
---- response_body_like: "content":"Forty-two\.","refusal":null\}
---- response_body_unlike: think
+--- response_body_like: "content":"Forty-two\.","refusal":null,"reasoning_content":"Let me think\.\.\."\}
 
 
 

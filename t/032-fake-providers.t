@@ -51,6 +51,17 @@ sub answer {
 
 my $user = { role => 'user', content => 'hi' };
 my $valid = { model => 'm', max_tokens => 10, messages => [$user] };
+my $thinking = { %$valid, max_tokens => 4096,
+                 thinking => { type => 'enabled', budget_tokens => 2048 } };
+my $use = { type => 'tool_use', id => 't1', name => 'f', input => {} };
+my $think_use = { role => 'assistant', content => [{ type => 'thinking',
+                  thinking => 'I should call f.', signature => 'EqQBCgIYAh' },
+                  $use] };
+my $result = { role => 'user', content => [{ type => 'tool_result',
+               tool_use_id => 't1', content => '42' }] };
+my $format = { format => { type => 'json_schema', schema => {
+               type => 'object', properties => { a => { type => 'string' } },
+               required => ['a'], additionalProperties => JSON::PP::false } } };
 
 my @anthropic = (
     [ 'valid', $valid, 200 ],
@@ -111,6 +122,64 @@ my @anthropic = (
     [ 'OpenAI tool_choice', { %$valid, tools => [{ name => 'f',
           input_schema => { type => 'object' } }], tool_choice => 'required' },
       qr/valid dictionary/ ],
+
+    # extended thinking
+    [ 'thinking', $thinking, 200 ],
+    [ 'thinking disabled', { %$valid, thinking => { type => 'disabled' } },
+      200 ],
+    [ 'thinking with temperature 1 and top_p 0.95',
+      { %$thinking, temperature => 1, top_p => 0.95 }, 200 ],
+    [ 'a tool use turn that starts with its thinking',
+      { %$thinking, messages => [$user, $think_use, $result] }, 200 ],
+    [ 'a redacted_thinking block first', { %$thinking, messages => [$user,
+          { role => 'assistant', content => [{ type => 'redacted_thinking',
+            data => 'EmwKAhgBEgy3va3pzix' }, $use] }, $result] }, 200 ],
+    [ 'thinking blocks without thinking', { %$valid,
+          messages => [$user, $think_use, $result] }, 200 ],
+    [ 'budget below 1024', { %$thinking, thinking => { type => 'enabled',
+          budget_tokens => 1000 } }, qr/greater than or equal to 1024/ ],
+    [ 'budget not below max_tokens', { %$thinking, max_tokens => 2048 },
+      qr/`max_tokens` must be greater than `thinking.budget_tokens`/ ],
+    [ 'thinking without a budget', { %$thinking,
+          thinking => { type => 'enabled' } }, qr/budget_tokens: Field/ ],
+    [ 'thinking with temperature', { %$thinking, temperature => 0.5 },
+      qr/`temperature` may only be set to 1/ ],
+    [ 'thinking with top_p 0.9', { %$thinking, top_p => 0.9 },
+      qr/`top_p` must be greater than or equal to 0.95/ ],
+    [ 'thinking with top_k', { %$thinking, top_k => 5 },
+      qr/`top_k` must be unset/ ],
+    [ 'thinking with a forced tool', { %$thinking, tools => [{ name => 'f',
+          input_schema => { type => 'object' } }],
+          tool_choice => { type => 'any' } }, qr/forces tool use/ ],
+    [ 'a tool use turn without its thinking', { %$thinking,
+          messages => [$user, { role => 'assistant', content => [$use] },
+                       $result] },
+      qr/^messages\.1\.content\.0\.type: Expected `thinking`/ ],
+    [ 'a thinking block without a signature', { %$valid,
+          messages => [$user, { role => 'assistant', content => [
+            { type => 'thinking', thinking => 'x' }] }, $user] },
+      qr/signature: Field required/ ],
+    [ 'a thinking block in a user turn', { %$valid,
+          messages => [{ role => 'user', content => [{ type => 'thinking',
+            thinking => 'x', signature => 'c2ln' }] }] },
+      qr/only allowed in assistant messages/ ],
+
+    # structured output
+    [ 'output_config.format', { %$valid, output_config => $format }, 200 ],
+    [ 'output_format without the beta header',
+      { %$valid, output_format => $format->{format} },
+      qr/^output_format: Extra inputs/ ],
+    [ 'a format without a schema', { %$valid, output_config => {
+          format => { type => 'json_schema' } } },
+      qr/format\.schema: Input should be a valid dictionary/ ],
+    [ 'a json_object format', { %$valid, output_config => {
+          format => { type => 'json_object' } } },
+      qr/expected tags: 'json_schema'/ ],
+    [ 'a schema that allows more properties', { %$valid, output_config => {
+          format => { type => 'json_schema', schema => { type => 'object',
+            properties => { a => { type => 'object',
+            additionalProperties => JSON::PP::true } } } } } },
+      qr/'additionalProperties' must be explicitly set to false/ ],
 );
 
 for my $t (@anthropic) {
@@ -139,6 +208,11 @@ is($b->{error}{type}, 'authentication_error', 'anthropic: wrong key type');
 ($status) = answer($anthropic->(anthropic_post($valid,
                                     authorization => 'Bearer sk-client')));
 is($status, 400, 'anthropic: a forwarded client credential');
+
+($status) = answer($anthropic->(anthropic_post(
+                        { %$valid, output_format => $format->{format} },
+                        'anthropic-beta' => 'structured-outputs-2025-11-13')));
+is($status, 200, 'anthropic: output_format with the beta header');
 
 my $g_user = { role => 'user', parts => [{ text => 'hi' }] };
 my $g_valid = { contents => [$g_user] };
@@ -179,6 +253,45 @@ my @gemini = (
           functionDeclarations => [{ name => 'f' }] }],
           toolConfig => { functionCallingConfig => { mode => 'AUTO',
           allowedFunctionNames => ['f'] } } }, qr/only allowed with mode ANY/ ],
+
+    # thinking and structured output
+    [ 'thinkingConfig', { %$g_valid, generationConfig => { thinkingConfig => {
+          thinkingBudget => 1024, includeThoughts => JSON::PP::true } } },
+      200 ],
+    [ 'thinking off', { %$g_valid, generationConfig => { thinkingConfig => {
+          thinkingBudget => 0 } } }, 200 ],
+    [ 'a thought part in the history', { contents => [$g_user,
+          { role => 'model', parts => [{ text => 'hmm',
+            thought => JSON::PP::true }, { text => 'ok' }] }, $g_user] },
+      200 ],
+    [ 'a JSON schema', { %$g_valid, generationConfig => {
+          responseMimeType => 'application/json',
+          responseJsonSchema => { type => 'object' } } }, 200 ],
+    [ 'an OpenAPI schema', { %$g_valid, generationConfig => {
+          responseMimeType => 'application/json',
+          responseSchema => { type => 'OBJECT' } } }, 200 ],
+    [ 'a budget out of range', { %$g_valid, generationConfig => {
+          thinkingConfig => { thinkingBudget => 30000 } } },
+      qr/thinking budget 30000 is invalid/ ],
+    [ 'a budget and a level', { %$g_valid, generationConfig => {
+          thinkingConfig => { thinkingBudget => 1024,
+                              thinkingLevel => 'LOW' } } },
+      qr/not supported together/ ],
+    [ 'snake_case thinking config', { %$g_valid, generationConfig => {
+          thinkingConfig => { thinking_budget => 1024 } } },
+      qr/Unknown name "thinking_budget"/ ],
+    [ 'includeThoughts as a string', { %$g_valid, generationConfig => {
+          thinkingConfig => { includeThoughts => 'yes' } } }, qr/TYPE_BOOL/ ],
+    [ 'a schema without the JSON MIME type', { %$g_valid, generationConfig => {
+          responseJsonSchema => { type => 'object' } } },
+      qr/response_mime_type must be application\/json/ ],
+    [ 'both schemas', { %$g_valid, generationConfig => {
+          responseMimeType => 'application/json',
+          responseSchema => { type => 'OBJECT' },
+          responseJsonSchema => { type => 'object' } } },
+      qr/mutually exclusive/ ],
+    [ 'an unknown MIME type', { %$g_valid, generationConfig => {
+          responseMimeType => 'application/json5' } }, qr/allowed mimetypes/ ],
 );
 
 for my $t (@gemini) {
@@ -203,5 +316,17 @@ is($b->{error}{status}, 'PERMISSION_DENIED', 'gemini: no key status');
 ($status) = answer($gemini->(gemini_post($g_valid,
                                  path => '/v1beta/models/:generateContent')));
 is($status, 404, 'gemini: no model in the URL');
+
+($status) = answer($gemini->(gemini_post($g_valid,
+                path => '/v1beta/models/gemini-2.5-flash:streamGenerateContent'
+                        . '?alt=sse')));
+is($status, 200, 'gemini: a stream');
+
+($status, $b) = answer($gemini->(gemini_post({ %$g_valid, generationConfig => {
+                    thinkingConfig => { thinkingBudget => 0 } } },
+                path => '/v1beta/models/gemini-2.5-pro:generateContent')));
+is($status, 400, 'gemini: thinking off for a pro model');
+like($b->{error}{message}, qr/only works in thinking mode/,
+     'gemini: thinking off for a pro model: message');
 
 done_testing();

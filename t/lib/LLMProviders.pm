@@ -7,7 +7,8 @@ package LLMProviders;
 # parse the raw HTTP request nginx sent, check the credential header, the
 # path and the JSON body as strictly as the real API does (required
 # fields, types, ranges, unknown fields, role alternation, tool call and
-# result pairing), and answer a violation with that API's own 400 body.
+# result pairing, extended thinking's rules and thinking blocks,
+# structured output), and answer a violation with that API's own 400 body.
 # A valid request goes to HANDLER->($body, $http), which returns the
 # answer: a hash (sent as 200 JSON) or a raw HTTP response string.  A
 # HANDLER that dies gets a 400 in the provider's error shape carrying the
@@ -207,6 +208,28 @@ sub anthropic_check_block {
         return;
     }
 
+    if ($t eq 'thinking' || $t eq 'redacted_thinking') {
+        return "$where: $t blocks are only allowed in assistant messages"
+            if $role ne 'assistant';
+
+        if ($t eq 'redacted_thinking') {
+            return "$where: Extra inputs are not permitted"
+                if unknown_keys($b, qw(type data));
+            return "$where.data: Field required"
+                unless is_str($b->{data}) && $b->{data} ne '';
+            return;
+        }
+
+        return "$where: Extra inputs are not permitted"
+            if unknown_keys($b, qw(type thinking signature));
+        return "$where.thinking: Field required" unless is_str($b->{thinking});
+        return "$where.signature: Field required"
+            unless is_str($b->{signature});
+        return "$where: Invalid `signature` in `thinking` block"
+            unless $b->{signature} =~ m{^[A-Za-z0-9+/=_-]+$};
+        return;
+    }
+
     if ($t eq 'tool_result') {
         return "$where: tool_result blocks are only allowed in user messages"
             if $role ne 'user';
@@ -243,7 +266,8 @@ sub anthropic_check_block {
 }
 
 sub anthropic_validate {
-    my ($r) = @_;
+    my ($r, $http) = @_;
+    my $beta = $http ? $http->{headers}{'anthropic-beta'} // '' : '';
 
     return "Request body must be a JSON object" unless is_obj($r);
 
@@ -251,7 +275,9 @@ sub anthropic_validate {
                                    temperature top_p top_k stop_sequences
                                    stream metadata tools tool_choice thinking
                                    service_tier container mcp_servers
-                                   context_management)))
+                                   context_management output_config),
+                            $beta =~ /\bstructured-outputs-2025-11-13\b/
+                            ? 'output_format' : ()))
     {
         return "$k: Extra inputs are not permitted";
     }
@@ -428,6 +454,147 @@ sub anthropic_validate {
                             $t eq 'tool' ? 'name' : ());
     }
 
+    my $e = anthropic_check_thinking($r) // anthropic_check_output($r);
+
+    return $e;
+}
+
+# extended thinking: the parameter, what it excludes, and the thinking
+# block a tool use turn must start with
+sub anthropic_check_thinking {
+    my ($r) = @_;
+    my $th = $r->{thinking};
+
+    return unless defined $th;
+    return "thinking: Input should be a valid dictionary" unless is_obj($th);
+
+    my $t = $th->{type} // '';
+
+    return "thinking.type: Input tag '$t' found using 'type' does not match "
+         . "any of the expected tags: 'enabled', 'disabled', 'adaptive'"
+        unless $t =~ /^(enabled|disabled|adaptive)$/;
+
+    if ($t eq 'enabled') {
+        return "thinking.enabled: Extra inputs are not permitted"
+            if unknown_keys($th, qw(type budget_tokens));
+        return "thinking.enabled.budget_tokens: Field required"
+            unless defined $th->{budget_tokens};
+        return "thinking.enabled.budget_tokens: Input should be a valid "
+             . "integer" unless is_int($th->{budget_tokens});
+        return "thinking.enabled.budget_tokens: Input should be greater "
+             . "than or equal to 1024" if $th->{budget_tokens} < 1024;
+        return "`max_tokens` must be greater than `thinking.budget_tokens`. "
+             . "Please consult our documentation at https://docs.claude.com/"
+             . "en/docs/build-with-claude/extended-thinking#max-tokens-and-"
+             . "context-window-size"
+            if $r->{max_tokens} <= $th->{budget_tokens};
+    } else {
+        return "thinking.$t: Extra inputs are not permitted"
+            if unknown_keys($th, 'type');
+    }
+
+    return if $t eq 'disabled';
+
+    return "`temperature` may only be set to 1 when thinking is enabled or "
+         . "in adaptive mode. Please consult our documentation at "
+         . "https://docs.claude.com/en/docs/build-with-claude/extended-"
+         . "thinking#feature-compatibility"
+        if defined $r->{temperature} && $r->{temperature} != 1;
+    return "`top_p` must be greater than or equal to 0.95 or unset when "
+         . "thinking is enabled. Please consult our documentation at "
+         . "https://docs.claude.com/en/docs/build-with-claude/extended-"
+         . "thinking#feature-compatibility"
+        if defined $r->{top_p} && $r->{top_p} < 0.95;
+    return "`top_k` must be unset when thinking is enabled. Please consult "
+         . "our documentation at https://docs.claude.com/en/docs/build-with-"
+         . "claude/extended-thinking#feature-compatibility"
+        if defined $r->{top_k};
+    return "Thinking may not be enabled when tool_choice forces tool use."
+        if is_obj($r->{tool_choice})
+           && ($r->{tool_choice}{type} // '') =~ /^(any|tool)$/;
+
+    # the last user turn answers tool calls: the assistant turn before it
+    # must start with its thinking
+
+    my $ms = $r->{messages};
+    my $last = $#$ms;
+
+    if ($last > 0 && $ms->[$last]{role} eq 'user'
+        && is_arr($ms->[$last]{content})
+        && grep { $_->{type} eq 'tool_result' } @{ $ms->[$last]{content} })
+    {
+        my $i = $last - 1;
+        my $c = $ms->[$i]{content};
+        my $first = is_arr($c) ? $c->[0]{type} : 'text';
+
+        return "messages.$i.content.0.type: Expected `thinking` or "
+             . "`redacted_thinking`, but found `$first`. When `thinking` is "
+             . "enabled, a final `assistant` message must start with a "
+             . "thinking block (preceeding the lastmost set of `tool_use` "
+             . "and `tool_result` blocks). We recommend you include thinking "
+             . "blocks from previous turns. To avoid this requirement, "
+             . "disable `thinking`. Please consult our documentation at "
+             . "https://docs.claude.com/en/docs/build-with-claude/extended-"
+             . "thinking"
+            unless $first =~ /^(thinking|redacted_thinking)$/;
+    }
+
+    return;
+}
+
+# structured output: output_config.format (and the beta's output_format)
+sub anthropic_check_output {
+    my ($r) = @_;
+    my ($f, $w);
+
+    if (defined(my $oc = $r->{output_config})) {
+        return "output_config: Input should be a valid dictionary"
+            unless is_obj($oc);
+        return "output_config: Extra inputs are not permitted"
+            if unknown_keys($oc, qw(format effort));
+        return "output_config.effort: Input should be 'low', 'medium', "
+             . "'high' or 'max'"
+            if defined $oc->{effort}
+               && !(is_str($oc->{effort})
+                    && $oc->{effort} =~ /^(low|medium|high|max)$/);
+        ($f, $w) = ($oc->{format}, 'output_config.format');
+    }
+
+    if (defined $r->{output_format}) {
+        return "output_format and output_config.format cannot both be set"
+            if defined $f;
+        ($f, $w) = ($r->{output_format}, 'output_format');
+    }
+
+    return unless defined $f;
+    return "$w: Input should be a valid dictionary" unless is_obj($f);
+    return "$w.type: Input tag '" . ($f->{type} // '') . "' found using "
+         . "'type' does not match any of the expected tags: 'json_schema'"
+        unless ($f->{type} // '') eq 'json_schema';
+    return "$w: Extra inputs are not permitted"
+        if unknown_keys($f, qw(type schema));
+    return "$w.schema: Input should be a valid dictionary"
+        unless is_obj($f->{schema});
+
+    my @todo = ($f->{schema});
+
+    while (my $s = shift @todo) {
+        next unless is_obj($s);
+
+        return "$w.schema: For 'object' type, 'additionalProperties' must "
+             . "be explicitly set to false"
+            if ($s->{type} // '') eq 'object'
+               && exists $s->{additionalProperties}
+               && !(is_bool($s->{additionalProperties})
+                    && !$s->{additionalProperties});
+
+        push @todo, (is_obj($s->{properties}) ? values %{ $s->{properties} }
+                                              : ()),
+                    $s->{items} // (),
+                    (is_arr($s->{anyOf}) ? @{ $s->{anyOf} } : ()),
+                    (is_obj($s->{'$defs'}) ? values %{ $s->{'$defs'} } : ());
+    }
+
     return;
 }
 
@@ -465,7 +632,7 @@ sub anthropic {
                                . 'request. Please check it is valid JSON.')
             unless defined $r;
 
-        my $e = anthropic_validate($r);
+        my $e = anthropic_validate($r, $http);
 
         return anthropic_error(400, 'invalid_request_error', $e) if $e;
 
@@ -593,8 +760,82 @@ sub gemini_check_part {
     return;
 }
 
+# structured output: a MIME type the API knows, a schema only with JSON
+sub gemini_check_output {
+    my ($g) = @_;
+    my $mt = $g->{responseMimeType};
+
+    return "* GenerateContentRequest.generation_config.response_mime_type: "
+         . "allowed mimetypes are `text/plain`, `application/json`, "
+         . "`application/xml`, `application/yaml` and `text/x.enum`."
+        if defined $mt
+           && !(is_str($mt) && $mt =~ m{^(text/plain|application/json|
+                                           application/xml|application/yaml|
+                                           text/x\.enum)$}x);
+    return "* GenerateContentRequest.generation_config.response_schema: "
+         . "response_schema and response_json_schema are mutually exclusive"
+        if defined $g->{responseSchema} && defined $g->{responseJsonSchema};
+
+    for my $k (qw(responseSchema responseJsonSchema)) {
+        next unless defined $g->{$k};
+        (my $n = $k) =~ s/([A-Z])/_\l$1/g;
+        return "Invalid value at 'generation_config.$n'" unless is_obj($g->{$k});
+        return "* GenerateContentRequest.generation_config.response_mime_type:"
+             . " response_mime_type must be application/json or text/x.enum "
+             . "when $n is set"
+            unless ($mt // '') =~ m{^(application/json|text/x\.enum)$};
+    }
+
+    return;
+}
+
+# thinkingConfig: a budget or a level, in the model's range
+sub gemini_check_thinking {
+    my ($g, $model) = @_;
+    my $t = $g->{thinkingConfig};
+
+    return unless defined $t;
+    return "Invalid value at 'generation_config.thinking_config'"
+        unless is_obj($t);
+
+    for my $k (unknown_keys($t, qw(includeThoughts thinkingBudget
+                                   thinkingLevel)))
+    {
+        return "Invalid JSON payload received. Unknown name \"$k\" at "
+             . "'generation_config.thinking_config': Cannot find field.";
+    }
+
+    return "Invalid value at 'generation_config.thinking_config."
+         . "include_thoughts' (TYPE_BOOL)"
+        if defined $t->{includeThoughts} && !is_bool($t->{includeThoughts});
+    return "Invalid value at 'generation_config.thinking_config."
+         . "thinking_level' (type.googleapis.com/google.ai.generativelanguage."
+         . "v1beta.ThinkingConfig.ThinkingLevel)"
+        if defined $t->{thinkingLevel}
+           && !(is_str($t->{thinkingLevel})
+                && $t->{thinkingLevel} =~ /^(MINIMAL|LOW|MEDIUM|HIGH)$/i);
+    return "thinking_budget and thinking_level are not supported together."
+        if defined $t->{thinkingBudget} && defined $t->{thinkingLevel};
+
+    my $b = $t->{thinkingBudget};
+
+    return unless defined $b;
+    return "Invalid value at 'generation_config.thinking_config."
+         . "thinking_budget' (TYPE_INT32)" unless is_int($b);
+
+    my ($min, $max) = ($model // '') =~ /pro/ ? (128, 32768) : (0, 24576);
+
+    return "Budget 0 is invalid. This model only works in thinking mode."
+        if $b == 0 && $min > 0;
+    return "The thinking budget $b is invalid. Please choose a value between "
+         . "$min and $max."
+        if $b != -1 && ($b < $min || $b > $max);
+
+    return;
+}
+
 sub gemini_validate {
-    my ($r) = @_;
+    my ($r, $model) = @_;
 
     return "Invalid JSON payload received. Expected an object."
         unless is_obj($r);
@@ -700,6 +941,9 @@ sub gemini_validate {
             if defined $g->{temperature}
                && ($g->{temperature} < 0 || $g->{temperature} > 2);
 
+        my $e = gemini_check_output($g) // gemini_check_thinking($g, $model);
+        return $e if $e;
+
         if (defined $g->{stopSequences}) {
             return "Invalid value at 'generation_config.stop_sequences'"
                 unless is_arr($g->{stopSequences})
@@ -767,7 +1011,8 @@ sub gemini {
         my $http = parse_http(shift);
         my $h = $http->{headers};
 
-        my ($model) = $http->{path} =~ m{^/v1beta/models/([^/:?]+):generateContent$};
+        my ($model, $method) = $http->{path}
+            =~ m{^/v1beta/models/([^/:?]+):(generateContent|streamGenerateContent\?alt=sse)$};
 
         return gemini_error(404, 'NOT_FOUND',
                             "The requested URL $http->{path} was not found")
@@ -791,12 +1036,14 @@ sub gemini {
         return gemini_invalid('Invalid JSON payload received.')
             unless defined $r;
 
-        my $e = gemini_validate($r);
+        $model =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
+
+        my $e = gemini_validate($r, $model);
 
         return gemini_invalid($e) if $e;
 
-        $model =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
         $http->{model} = $model;
+        $http->{stream} = $method ne 'generateContent';
 
         my $reply = eval { $handler->($r, $http) };
 

@@ -245,6 +245,17 @@ ngx_http_llm_fallback_fuzz_completion(json_t *c,
             (json_is_string(content) && json_string_length(content))
             || json_array_size(calls) > 0);
 
+        /* reasoning: text, and Anthropic's thinking blocks */
+
+        a = json_object_get(m, "reasoning_content");
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(a == NULL
+                                          || (json_is_string(a)
+                                              && json_string_length(a)));
+
+        a = json_object_get(m, "thinking_blocks");
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(a == NULL
+                                          || json_array_size(a) > 0);
+
         json_array_foreach(calls, j, call) {
             NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
                 json_is_string(json_object_get(call, "id")));
@@ -509,9 +520,46 @@ ngx_http_llm_fallback_fuzz_chunk(ngx_http_llm_fallback_fuzz_stream_t *s,
                                       || strcmp(str, "assistant") == 0);
 
     json_object_foreach(delta, key, v) {
-        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(strcmp(key, "role") == 0
-                                          || strcmp(key, "content") == 0
-                                          || strcmp(key, "tool_calls") == 0);
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
+            strcmp(key, "role") == 0
+            || strcmp(key, "content") == 0
+            || strcmp(key, "reasoning_content") == 0
+            || strcmp(key, "thinking_blocks") == 0
+            || strcmp(key, "tool_calls") == 0);
+    }
+
+    /* reasoning: text, or one thinking block (see translate.h) */
+
+    v = json_object_get(delta, "reasoning_content");
+
+    if (v) {
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(json_is_string(v)
+                                          && json_string_length(v));
+        s->content = 1;
+    }
+
+    v = json_object_get(delta, "thinking_blocks");
+
+    if (v) {
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(json_array_size(v) == 1);
+
+        v = json_array_get(v, 0);
+        str = json_string_value(json_object_get(v, "type"));
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(str != NULL);
+
+        if (strcmp(str, "thinking") == 0) {
+            NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
+                json_string_length(json_object_get(v, "signature")) > 0
+                && json_is_string(json_object_get(v, "thinking"))
+                && json_string_length(json_object_get(v, "thinking")) == 0);
+
+        } else {
+            NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
+                strcmp(str, "redacted_thinking") == 0
+                && json_string_length(json_object_get(v, "data")) > 0);
+        }
+
+        s->content = 1;
     }
 
     v = json_object_get(delta, "content");
@@ -579,7 +627,9 @@ ngx_http_llm_fallback_fuzz_chunk(ngx_http_llm_fallback_fuzz_stream_t *s,
                                               || strcmp(str, "content_filter")
                                                  == 0));
         NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
-            json_object_get(delta, "content") == NULL && calls == NULL);
+            json_object_get(delta, "content") == NULL && calls == NULL
+            && json_object_get(delta, "reasoning_content") == NULL
+            && json_object_get(delta, "thinking_blocks") == NULL);
 
         s->finished = 1;
     }
@@ -648,6 +698,18 @@ ngx_http_llm_fallback_fuzz_accumulated(json_t *c)
                                               && json_string_length(v)));
         NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(calls == NULL
                                           || json_array_size(calls) > 0);
+
+        v = json_object_get(m, "reasoning_content");
+        NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(v == NULL
+                                          || (json_is_string(v)
+                                              && json_string_length(v)));
+
+        json_array_foreach(json_object_get(m, "thinking_blocks"), j, fn) {
+            NGX_HTTP_LLM_FALLBACK_FUZZ_ASSERT(
+                json_is_string(json_object_get(fn, "type")));
+        }
+
+        v = json_object_get(m, "refusal");
 
         /* null only in place of text, never for nothing at all */
 
