@@ -9,6 +9,9 @@
 # of the two totals divided by LARGE - SMALL is the cost of one request,
 # start-up and shut-down excluded. The mock provider runs natively.
 #
+# The messages-* targets send bench/messages-request.json to the
+# Messages door.
+#
 # Knobs: SMALL=200 LARGE=1200 MODULE_SO=build/ngx_http_llm_fallback_module.so
 #        TARGETS="proxy module-pass module-fallback module-open
 #                 module-cache-hit module-anthropic"
@@ -75,7 +78,7 @@ client() {  # port uri n
             }
             read($s, my $b, $len // 0);
             die "request $i: status $st\n" unless $st == 200;
-        }' "$@" "$HERE/chat-request.json"
+        }' "$@" "$HERE/${BODY_FILE:-chat-request.json}"
 }
 
 total() {  # callgrind out file -> total Ir
@@ -125,9 +128,12 @@ module-fallback|$HERE/module.conf|/fallback/v1/chat/completions|
 module-open|$HERE/module.conf|/open/v1/chat/completions|/open/v1/chat/completions
 module-cache-hit|$HERE/module.conf|/cached/v1/chat/completions|/cached/v1/chat/completions
 module-anthropic|$HERE/module.conf|/anthropic/v1/chat/completions|
+messages-anthropic|$HERE/module.conf|/messages/v1/messages|
+messages-openai|$HERE/module.conf|/messages-openai/v1/messages|
 "
 TARGETS="${TARGETS:-proxy module-pass module-fallback module-open
-                    module-cache-hit module-anthropic}"
+                    module-cache-hit module-anthropic messages-anthropic
+                    messages-openai}"
 
 if [[ " $TARGETS " == *" module-cache-hit "* ]]; then
     if command -v redis-server >/dev/null; then
@@ -147,6 +153,10 @@ for name in $TARGETS; do
     IFS='|' read -r _ tmpl uri warm \
         <<< "$(awk -F'|' -v n="$name" '$1 == n' <<< "$TARGET_TABLE")"
     [ -n "$tmpl" ] || { echo "unknown target $name" >&2; exit 2; }
+    case "$name" in
+        messages-*) export BODY_FILE=messages-request.json ;;
+        *)          export BODY_FILE=chat-request.json ;;
+    esac
     a=$(measure "$name" "$tmpl" "$uri" "$SMALL" "$warm")
     b=$(measure "$name" "$tmpl" "$uri" "$LARGE" "$warm")
     per=$(( (b - a) / (LARGE - SMALL) ))

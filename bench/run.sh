@@ -40,15 +40,18 @@ module-fallback|http://127.0.0.1:$MODULE_PORT/fallback/v1/chat/completions|modul
 module-open|http://127.0.0.1:$MODULE_PORT/open/v1/chat/completions|module, 1st provider's circuit open, 2nd answers (ratio vs module-pass)|module-pass
 module-cache-hit|http://127.0.0.1:$MODULE_PORT/cached/v1/chat/completions|module, Redis cache HIT|proxy
 module-anthropic|http://127.0.0.1:$MODULE_PORT/anthropic/v1/chat/completions|module, translated to anthropic (ratio vs module-pass)|module-pass
+messages-anthropic|http://127.0.0.1:$MODULE_PORT/messages/v1/messages|module, Messages door to an anthropic provider, no translation (ratio vs module-pass)|module-pass
+messages-openai|http://127.0.0.1:$MODULE_PORT/messages-openai/v1/messages|module, Messages door to an openai provider, translated both ways (ratio vs module-pass)|module-pass
 proxy-stream|http://127.0.0.1:$PROXY_PORT/stream/v1/chat/completions|plain nginx proxy_pass of a 16-event SSE stream, unbuffered|proxy-stream
 module-stream|http://127.0.0.1:$MODULE_PORT/stream/v1/chat/completions|module, the same stream through the commit point (ratio vs proxy-stream)|proxy-stream
 "
-SCENARIOS="${SCENARIOS:-proxy proxy-fallback module-pass module-fallback module-open module-cache-hit module-anthropic proxy-stream module-stream}"
+SCENARIOS="${SCENARIOS:-proxy proxy-fallback module-pass module-fallback module-open module-cache-hit module-anthropic messages-anthropic messages-openai proxy-stream module-stream}"
 
 # the request body of a scenario: streams ask for a stream
 body_of() {
     case "$1" in
         *-stream) echo chat-request-stream.json ;;
+        messages-*) echo messages-request.json ;;
         *)        echo chat-request.json ;;
     esac
 }

@@ -63,13 +63,19 @@ static ngx_int_t ngx_http_llm_fallback_error_shape(json_t *error,
 ngx_http_llm_fallback_api_t  ngx_http_llm_fallback_api_chat = {
     ngx_string("chat"),
     ngx_null_string,            /* the cache keys predate the tag */
+    ngx_null_string,
+    NGX_HTTP_LLM_FALLBACK_FORMAT_OPENAI,  /* passed through by openai.c */
+    0,
+    NULL,
+    NULL,
     ngx_http_llm_fallback_chat_parse,
     ngx_http_llm_fallback_chat_result,
     ngx_http_llm_fallback_chat_error,
     ngx_http_llm_fallback_chat_stream_start,
     ngx_http_llm_fallback_chat_stream_chunk,
     ngx_http_llm_fallback_chat_stream_end,
-    ngx_http_llm_fallback_chat_stream_error
+    ngx_http_llm_fallback_chat_stream_error,
+    NULL
 };
 
 

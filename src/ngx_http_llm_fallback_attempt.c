@@ -17,8 +17,8 @@ static ngx_int_t ngx_http_llm_fallback_credential(ngx_http_request_t *r,
     ngx_http_llm_fallback_provider_t *p, ngx_str_t *value);
 static ngx_uint_t ngx_http_llm_fallback_unsafe_value(ngx_str_t *value);
 static ngx_int_t ngx_http_llm_fallback_set_headers(ngx_http_request_t *r,
-    ngx_http_request_t *sr, ngx_http_llm_fallback_provider_t *p,
-    off_t length, ngx_str_t *credential);
+    ngx_http_request_t *sr, ngx_http_llm_fallback_ctx_t *ctx,
+    ngx_http_llm_fallback_provider_t *p, off_t length, ngx_str_t *credential);
 static ngx_int_t ngx_http_llm_fallback_post_subrequest(
     ngx_http_request_t *sr, void *data, ngx_int_t rc);
 
@@ -36,7 +36,7 @@ ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
 {
     ngx_buf_t                        *b;
     ngx_int_t                         rc;
-    ngx_str_t                         body, credential;
+    ngx_str_t                         body, credential, uri;
     ngx_chain_t                      *cl;
     ngx_http_request_t               *sr;
     ngx_http_request_body_t          *rb;
@@ -51,8 +51,32 @@ ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
         return rc;
     }
 
-    if (p->format->create_request(ctx, p, &body) != NGX_OK) {
+    /* the door's own API, to a provider that speaks it, goes as it is */
+
+    if (ctx->api->native_request
+        && ctx->api->native == (ngx_int_t) p->format->type)
+    {
+        rc = ctx->api->native_request(ctx, p, &body);
+
+    } else {
+        rc = p->format->create_request(ctx, p, &body);
+    }
+
+    if (rc != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    uri = p->uri;
+
+    if (ctx->api->uri_suffix.len) {
+        uri.len = p->uri.len + ctx->api->uri_suffix.len;
+        uri.data = ngx_pnalloc(r->pool, uri.len);
+        if (uri.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ngx_cpymem(uri.data, p->uri.data, p->uri.len),
+                   ctx->api->uri_suffix.data, ctx->api->uri_suffix.len);
     }
 
     sc = ngx_pcalloc(r->pool, sizeof(ngx_http_llm_fallback_sr_ctx_t));
@@ -102,7 +126,7 @@ ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
     rb->bufs = cl;
     rb->buf = b;
 
-    if (ngx_http_subrequest(r, &p->uri, NULL, &sr, ps,
+    if (ngx_http_subrequest(r, &uri, NULL, &sr, ps,
                             NGX_HTTP_SUBREQUEST_WAITED)
         != NGX_OK)
     {
@@ -127,7 +151,8 @@ ngx_http_llm_fallback_start_attempt(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (ngx_http_llm_fallback_set_headers(r, sr, p, body.len, &credential)
+    if (ngx_http_llm_fallback_set_headers(r, sr, ctx, p, body.len,
+                                          &credential)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -305,20 +330,31 @@ ngx_http_llm_fallback_unsafe_value(ngx_str_t *value)
 
 static ngx_int_t
 ngx_http_llm_fallback_set_headers(ngx_http_request_t *r,
-    ngx_http_request_t *sr, ngx_http_llm_fallback_provider_t *p, off_t length,
-    ngx_str_t *credential)
+    ngx_http_request_t *sr, ngx_http_llm_fallback_ctx_t *ctx,
+    ngx_http_llm_fallback_provider_t *p, off_t length, ngx_str_t *credential)
 {
     ngx_str_t         server;
-    ngx_uint_t        i;
-    ngx_table_elt_t  *h, *host, *tpl;
+    ngx_uint_t        i, j, n, replaced;
+    ngx_table_elt_t  *h, *host, *tpl, *nh;
 
     host = r->headers_in.host;
     server = r->headers_in.server;
 
     ngx_memzero(&sr->headers_in, sizeof(ngx_http_headers_in_t));
 
-    if (ngx_list_init(&sr->headers_in.headers, r->pool, p->headers.nelts + 1,
-                      sizeof(ngx_table_elt_t))
+    nh = NULL;
+    n = 0;
+    replaced = 0;
+
+    if (ctx->native_headers
+        && ctx->api->native == (ngx_int_t) p->format->type)
+    {
+        nh = ctx->native_headers->elts;
+        n = ctx->native_headers->nelts;
+    }
+
+    if (ngx_list_init(&sr->headers_in.headers, r->pool,
+                      p->headers.nelts + n + 1, sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -342,6 +378,37 @@ ngx_http_llm_fallback_set_headers(ngx_http_request_t *r,
         if (i == 0) {
             sr->headers_in.content_type = h;
         }
+
+        /*
+         * the client's value of a format header, as anthropic-version;
+         * the door gives a few, at most one per bit of "replaced"
+         */
+
+        for (j = 0; j < n && j < 8 * sizeof(ngx_uint_t); j++) {
+            if (nh[j].hash == h->hash
+                && nh[j].key.len == h->key.len
+                && ngx_strncmp(nh[j].lowcase_key, h->lowcase_key,
+                               h->key.len) == 0)
+            {
+                h->value = nh[j].value;
+                replaced |= (ngx_uint_t) 1 << j;
+            }
+        }
+    }
+
+    /* the rest, as anthropic-beta */
+
+    for (j = 0; j < n && j < 8 * sizeof(ngx_uint_t); j++) {
+        if (replaced & ((ngx_uint_t) 1 << j)) {
+            continue;
+        }
+
+        h = ngx_list_push(&sr->headers_in.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        *h = nh[j];
     }
 
     if (credential->len == 0) {

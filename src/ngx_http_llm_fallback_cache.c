@@ -679,7 +679,10 @@ ngx_http_llm_fallback_cache_key(ngx_http_request_t *r,
 
     /* a shallow copy: the request itself is left as it is */
 
-    canon = ngx_http_llm_fallback_request_json(ctx);
+    /* the door's own request: what the canonical one lacks counts too */
+
+    canon = ctx->native_json ? ctx->native_json
+                             : ngx_http_llm_fallback_request_json(ctx);
 
     if (canon) {
         canon = json_copy(canon);

@@ -301,6 +301,8 @@ typedef struct {
     ngx_str_t                         model;
     ngx_int_t                         prompt_tokens;
     ngx_int_t                         completion_tokens;
+    /* the provider's own answer, when it speaks the door's API */
+    ngx_str_t                         native;
 } ngx_http_llm_fallback_result_t;
 
 
@@ -371,6 +373,28 @@ struct ngx_http_llm_fallback_api_s {
     ngx_str_t                         name;
     /* a part of the cache key, so that doors never share an entry */
     ngx_str_t                         tag;
+    /* appended to a provider's uri for the door's attempts */
+    ngx_str_t                         uri_suffix;
+
+    /*
+     * the provider format that speaks the door's API (-1: none): its
+     * providers get the client's body as it is (native_request), their
+     * answers and events go back as they came (native_response,
+     * stream_event), and ctx->native_headers go with their attempts
+     */
+    ngx_int_t                         native;
+    /* the chain is narrowed to its native providers */
+    ngx_flag_t                        native_only;
+    ngx_int_t                       (*native_request)(
+                                          ngx_http_llm_fallback_ctx_t *ctx,
+                                          ngx_http_llm_fallback_provider_t *p,
+                                          ngx_str_t *body);
+    /* as a format's parse_response; res->native is the body to send */
+    ngx_int_t                       (*native_response)(
+                                          ngx_http_llm_fallback_ctx_t *ctx,
+                                          ngx_http_llm_fallback_provider_t *p,
+                                          ngx_str_t *body,
+                                          ngx_http_llm_fallback_result_t *res);
 
     /* the client's body into the canonical request; NGX_DECLINED: err */
     ngx_int_t                       (*parse)(
@@ -406,6 +430,15 @@ struct ngx_http_llm_fallback_api_s {
                                           ngx_http_llm_fallback_ctx_t *ctx,
                                           ngx_http_llm_fallback_sse_t *sse,
                                           json_t *error);
+    /*
+     * a native provider's event as it came (its name, its data and the
+     * data parsed), in place of the chunks it was translated into
+     */
+    ngx_int_t                       (*stream_event)(
+                                          ngx_http_llm_fallback_ctx_t *ctx,
+                                          ngx_http_llm_fallback_sse_t *sse,
+                                          ngx_str_t *name, ngx_str_t *data,
+                                          json_t *json);
 };
 
 
@@ -440,6 +473,12 @@ struct ngx_http_llm_fallback_ctx_s {
     ngx_http_request_t               *request;
     ngx_http_llm_fallback_loc_conf_t *conf;
     ngx_http_llm_fallback_api_t      *api;
+    /* the door's own state, see api->parse */
+    void                             *door;
+    /* ngx_table_elt_t: headers for the door's native providers */
+    ngx_array_t                      *native_headers;
+    /* the client's request in the door's API, when not the canonical */
+    json_t                           *native_json;
 
     /* the driver's: a stream reached its commit point */
     ngx_http_llm_fallback_commit_pt   commit;
@@ -523,6 +562,10 @@ ngx_int_t ngx_http_llm_fallback_sse_data(ngx_http_llm_fallback_sse_t *sse,
     u_char *data, size_t len);
 ngx_int_t ngx_http_llm_fallback_sse_json(ngx_http_llm_fallback_sse_t *sse,
     json_t *json);
+ngx_int_t ngx_http_llm_fallback_sse_event(ngx_http_llm_fallback_sse_t *sse,
+    ngx_str_t *name, u_char *data, size_t len);
+ngx_int_t ngx_http_llm_fallback_sse_event_json(
+    ngx_http_llm_fallback_sse_t *sse, ngx_str_t *name, json_t *json);
 
 /* redact.c */
 ngx_int_t ngx_http_llm_fallback_redact(ngx_http_request_t *r,
@@ -582,6 +625,8 @@ ngx_int_t ngx_http_llm_fallback_filter_init(ngx_conf_t *cf);
 
 /* api_chat.c: the front doors */
 extern ngx_http_llm_fallback_api_t  ngx_http_llm_fallback_api_chat;
+extern ngx_http_llm_fallback_api_t  ngx_http_llm_fallback_api_messages;
+extern ngx_http_llm_fallback_api_t  ngx_http_llm_fallback_api_count_tokens;
 
 /* openai.c */
 extern ngx_http_llm_fallback_format_t  ngx_http_llm_fallback_format_openai;

@@ -23,6 +23,8 @@ static char *ngx_http_llm_fallback_set_key(ngx_conf_t *cf,
 
 static ngx_http_llm_fallback_api_t  *ngx_http_llm_fallback_apis[] = {
     &ngx_http_llm_fallback_api_chat,
+    &ngx_http_llm_fallback_api_messages,
+    &ngx_http_llm_fallback_api_count_tokens,
     NULL
 };
 

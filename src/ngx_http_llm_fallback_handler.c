@@ -38,6 +38,8 @@
 
 static void ngx_http_llm_fallback_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llm_fallback_is_json(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llm_fallback_native_chain(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx);
 static void ngx_http_llm_fallback_cache_done(ngx_http_request_t *r,
     ngx_http_llm_fallback_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_llm_fallback_next(ngx_http_request_t *r,
@@ -218,6 +220,13 @@ ngx_http_llm_fallback_body_handler(ngx_http_request_t *r)
         ctx->nchain = ctx->conf->nchain;
     }
 
+    if (ctx->api->native_only
+        && ngx_http_llm_fallback_native_chain(r, ctx) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
     ctx->start = ngx_current_msec;
 
     if (ctx->conf->fallback_timeout) {
@@ -242,6 +251,36 @@ ngx_http_llm_fallback_body_handler(ngx_http_request_t *r)
  * the cache's verdict: NGX_OK, a HIT made the result; NGX_DECLINED, no
  * usable entry (a MISS, a bypass, Redis unavailable): the chain runs
  */
+
+/* a door that only its own API's providers can answer (count_tokens) */
+
+static ngx_int_t
+ngx_http_llm_fallback_native_chain(ngx_http_request_t *r,
+    ngx_http_llm_fallback_ctx_t *ctx)
+{
+    ngx_uint_t                          i, n;
+    ngx_http_llm_fallback_provider_t  **chain;
+
+    chain = ngx_palloc(r->pool, ngx_max(ctx->nchain, 1)
+                                * sizeof(ngx_http_llm_fallback_provider_t *));
+    if (chain == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+    for (i = 0; i < ctx->nchain; i++) {
+        if ((ngx_int_t) ctx->chain[i]->format->type == ctx->api->native) {
+            chain[n++] = ctx->chain[i];
+        }
+    }
+
+    ctx->chain = chain;
+    ctx->nchain = n;
+
+    return NGX_OK;
+}
+
 
 static void
 ngx_http_llm_fallback_cache_done(ngx_http_request_t *r,
@@ -727,7 +766,14 @@ ngx_http_llm_fallback_attempt_done(ngx_http_request_t *r,
         body.data = sc->start;
         body.len = sc->last - sc->start;
 
-        rc = p->format->parse_response(ctx, p, &body, &ctx->result);
+        if (ctx->api->native_response
+            && ctx->api->native == (ngx_int_t) p->format->type)
+        {
+            rc = ctx->api->native_response(ctx, p, &body, &ctx->result);
+
+        } else {
+            rc = p->format->parse_response(ctx, p, &body, &ctx->result);
+        }
 
         if (rc == NGX_OK) {
             ctx->served = p;

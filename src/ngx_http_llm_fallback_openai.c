@@ -46,7 +46,8 @@ ngx_http_llm_fallback_openai_create_request(ngx_http_llm_fallback_ctx_t *ctx,
 
     /* the client's own bytes, when nothing has to change */
 
-    if (m->len == ctx->client_model.len
+    if (ctx->native_json == NULL
+        && m->len == ctx->client_model.len
         && ngx_strncmp(m->data, ctx->client_model.data, m->len) == 0)
     {
         *body = ctx->body;

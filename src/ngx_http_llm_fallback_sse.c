@@ -22,6 +22,8 @@
 
 static ngx_buf_t *ngx_http_llm_fallback_sse_buf(
     ngx_http_llm_fallback_sse_t *sse, size_t size);
+static size_t ngx_http_llm_fallback_sse_prefix(ngx_str_t *name);
+static void ngx_http_llm_fallback_sse_start(ngx_buf_t *b, ngx_str_t *name);
 static ngx_int_t ngx_http_llm_fallback_sse_end(
     ngx_http_llm_fallback_sse_t *sse, ngx_buf_t *b, size_t len);
 
@@ -110,17 +112,39 @@ ngx_int_t
 ngx_http_llm_fallback_sse_data(ngx_http_llm_fallback_sse_t *sse,
     u_char *data, size_t len)
 {
+    return ngx_http_llm_fallback_sse_event(sse, NULL, data, len);
+}
+
+
+ngx_int_t
+ngx_http_llm_fallback_sse_json(ngx_http_llm_fallback_sse_t *sse,
+    json_t *json)
+{
+    return ngx_http_llm_fallback_sse_event_json(sse, NULL, json);
+}
+
+
+/* the same after "event: NAME" when a name is given */
+
+ngx_int_t
+ngx_http_llm_fallback_sse_event(ngx_http_llm_fallback_sse_t *sse,
+    ngx_str_t *name, u_char *data, size_t len)
+{
+    size_t      extra;
     ngx_buf_t  *b;
 
-    b = ngx_http_llm_fallback_sse_buf(sse, sizeof("data: \n\n") - 1 + len);
+    extra = ngx_http_llm_fallback_sse_prefix(name);
+
+    b = ngx_http_llm_fallback_sse_buf(sse, extra + len);
     if (b == NULL) {
         return NGX_ERROR;
     }
 
-    b->last = ngx_cpymem(b->last, "data: ", sizeof("data: ") - 1);
+    ngx_http_llm_fallback_sse_start(b, name);
+
     b->last = ngx_cpymem(b->last, data, len);
 
-    return ngx_http_llm_fallback_sse_end(sse, b, len);
+    return ngx_http_llm_fallback_sse_end(sse, b, extra + len);
 }
 
 
@@ -131,13 +155,13 @@ ngx_http_llm_fallback_sse_data(ngx_http_llm_fallback_sse_t *sse,
  */
 
 ngx_int_t
-ngx_http_llm_fallback_sse_json(ngx_http_llm_fallback_sse_t *sse,
-    json_t *json)
+ngx_http_llm_fallback_sse_event_json(ngx_http_llm_fallback_sse_t *sse,
+    ngx_str_t *name, json_t *json)
 {
     size_t      n, room, extra;
     ngx_buf_t  *b;
 
-    extra = sizeof("data: \n\n") - 1;
+    extra = ngx_http_llm_fallback_sse_prefix(name);
 
     b = ngx_http_llm_fallback_sse_buf(sse, extra + 512);
     if (b == NULL) {
@@ -146,9 +170,7 @@ ngx_http_llm_fallback_sse_json(ngx_http_llm_fallback_sse_t *sse,
 
     room = b->end - b->last - extra;
 
-    n = ngx_http_llm_fallback_json_dumpb(json,
-                                         b->last + sizeof("data: ") - 1,
-                                         room,
+    n = ngx_http_llm_fallback_json_dumpb(json, b->last + extra - 2, room,
                                          NGX_HTTP_LLM_FALLBACK_JSON_FLAGS);
     if (n == 0) {
         return NGX_ERROR;
@@ -160,9 +182,7 @@ ngx_http_llm_fallback_sse_json(ngx_http_llm_fallback_sse_t *sse,
             return NGX_ERROR;
         }
 
-        if (ngx_http_llm_fallback_json_dumpb(json,
-                                             b->last + sizeof("data: ") - 1,
-                                             n,
+        if (ngx_http_llm_fallback_json_dumpb(json, b->last + extra - 2, n,
                                              NGX_HTTP_LLM_FALLBACK_JSON_FLAGS)
             != n)
         {
@@ -170,9 +190,41 @@ ngx_http_llm_fallback_sse_json(ngx_http_llm_fallback_sse_t *sse,
         }
     }
 
-    b->last = ngx_cpymem(b->last, "data: ", sizeof("data: ") - 1) + n;
+    ngx_http_llm_fallback_sse_start(b, name);
 
-    return ngx_http_llm_fallback_sse_end(sse, b, n);
+    b->last += n;
+
+    return ngx_http_llm_fallback_sse_end(sse, b, extra + n);
+}
+
+
+/* the bytes of an event but its data: "event: NAME\n", "data: ", "\n\n" */
+
+static size_t
+ngx_http_llm_fallback_sse_prefix(ngx_str_t *name)
+{
+    size_t  n;
+
+    n = sizeof("data: \n\n") - 1;
+
+    if (name) {
+        n += sizeof("event: \n") - 1 + name->len;
+    }
+
+    return n;
+}
+
+
+static void
+ngx_http_llm_fallback_sse_start(ngx_buf_t *b, ngx_str_t *name)
+{
+    if (name) {
+        b->last = ngx_cpymem(b->last, "event: ", sizeof("event: ") - 1);
+        b->last = ngx_cpymem(b->last, name->data, name->len);
+        *b->last++ = LF;
+    }
+
+    b->last = ngx_cpymem(b->last, "data: ", sizeof("data: ") - 1);
 }
 
 
@@ -185,7 +237,7 @@ ngx_http_llm_fallback_sse_end(ngx_http_llm_fallback_sse_t *sse,
     *b->last++ = LF;
     *b->last++ = LF;
 
-    sse->held += sizeof("data: \n\n") - 1 + len;
+    sse->held += len;
 
     return NGX_OK;
 }

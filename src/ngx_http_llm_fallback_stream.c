@@ -74,6 +74,8 @@ struct ngx_http_llm_fallback_stream_s {
     u_char                                id[sizeof("chatcmpl-") - 1 + 24];
 
     unsigned                              cr:1;
+    /* the door speaks the provider's API: see api->stream_event */
+    unsigned                              native:1;
     unsigned                              has_data:1;
     unsigned                              aborted:1;
 };
@@ -94,6 +96,9 @@ static ngx_int_t ngx_http_llm_fallback_stream_chunks(ngx_http_request_t *r,
     ngx_http_llm_fallback_stream_t *st, json_t *chunks);
 static ngx_int_t ngx_http_llm_fallback_stream_chunk(
     ngx_http_llm_fallback_stream_t *st, json_t *chunk, ngx_str_t *raw);
+static ngx_int_t ngx_http_llm_fallback_stream_native(
+    ngx_http_llm_fallback_stream_t *st, ngx_str_t *name, ngx_str_t *data,
+    json_t *json);
 static ngx_int_t ngx_http_llm_fallback_stream_flush(ngx_http_request_t *r,
     ngx_http_llm_fallback_stream_t *st);
 static json_t *ngx_http_llm_fallback_stream_error_event(
@@ -136,6 +141,10 @@ ngx_http_llm_fallback_stream_start(ngx_http_request_t *sr,
     st->max = ctx->conf->max_response_size;
     st->output = output;
     st->sse.pool = sr->pool;
+
+    st->native = (ctx->api->stream_event
+                  && ctx->api->native == (ngx_int_t) st->type
+                  && st->type != NGX_HTTP_LLM_FALLBACK_FORMAT_OPENAI);
 
     ngx_sprintf(st->id, "chatcmpl-%08xD%08xD%08xD", (uint32_t) ngx_random(),
                 (uint32_t) ngx_random(), (uint32_t) ngx_random());
@@ -549,7 +558,7 @@ ngx_http_llm_fallback_stream_event(ngx_http_request_t *sr,
     int           rc;
     json_t       *root, *chunks;
     ngx_int_t     n;
-    ngx_str_t     raw;
+    ngx_str_t     raw, name;
     json_error_t  jerr;
 
     if (st->type == NGX_HTTP_LLM_FALLBACK_FORMAT_OPENAI) {
@@ -606,6 +615,26 @@ ngx_http_llm_fallback_stream_event(ngx_http_request_t *sr,
         }
 
         n = ngx_http_llm_fallback_stream_chunks(sr, st, chunks);
+
+        if (n != NGX_OK || !st->native || st->x.error) {
+            break;
+        }
+
+        /* the door speaks the provider's API: the event goes as it came */
+
+        name.data = st->name;
+        name.len = ngx_strlen(st->name);
+
+        raw.data = st->data;
+        raw.len = st->data_len;
+
+        if (name.len == 0) {
+            n = ngx_http_llm_fallback_stream_native(st, NULL, &raw, root);
+
+        } else {
+            n = ngx_http_llm_fallback_stream_native(st, &name, &raw, root);
+        }
+
         break;
 
     default: /* NGX_HTTP_LLM_FALLBACK_FORMAT_OPENAI */
@@ -672,9 +701,32 @@ ngx_http_llm_fallback_stream_chunks(ngx_http_request_t *r,
             (void) ngx_http_llm_fallback_xlat_acc_add(st->acc, chunk);
         }
 
+        if (st->native) {
+            /* counted and added up only, its event goes as it came */
+            continue;
+        }
+
         if (ngx_http_llm_fallback_stream_chunk(st, chunk, NULL) != NGX_OK) {
             return NGX_ERROR;
         }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_fallback_stream_native(ngx_http_llm_fallback_stream_t *st,
+    ngx_str_t *name, ngx_str_t *data, json_t *json)
+{
+    if (st->ctx->api->stream_event(st->ctx, &st->sse, name, data, json)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (st->sse.held > st->max && st->failure == 0) {
+        st->failure = NGX_HTTP_LLM_FALLBACK_STREAM_TOO_LARGE;
     }
 
     return NGX_OK;

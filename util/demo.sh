@@ -108,7 +108,14 @@ Try (a fallback from "flaky" to "healthy" without API keys):
   curl -sN $url/chat -H 'Content-Type: application/json' \\
        -d '{"model":"any","stream":true,"messages":[{"role":"user","content":"Hi"}]}'
 
+  curl -si $url/v1/messages -H 'Content-Type: application/json' \\
+       -H 'anthropic-version: 2023-06-01' \\
+       -d '{"model":"any","max_tokens":100,"messages":[{"role":"user","content":"Hi"}]}'
+
+  curl -s $url/v1/models
+
 OpenAI SDKs: baseURL $url/v1 (any apiKey).
+Claude Code, Anthropic SDKs: ANTHROPIC_BASE_URL=$url (any key).
 Stop with Ctrl-C or 'make demo-stop'.
 
 END

@@ -22,7 +22,7 @@ package LLMStream;
 # script ran to its end, "peer": nginx closed it first); /closed/NAME
 # answers that word, or "open", so a later test block can check that
 # nginx closed the provider connection; /req/NAME answers the last
-# request body NAME got.
+# request body NAME got, /head/NAME its request line and headers.
 #
 # /client/PORT/PATH?stall=S&read=N&every=T is a slow client instead: it
 # sends the request body it got as a POST to 127.0.0.1:PORT/PATH (HTTP/1.1,
@@ -238,7 +238,7 @@ sub serve {
     my ($path) = $head =~ m{^\w+ (\S+)};
     $path //= '/';
 
-    if ($path =~ m{^/(closed|req)/(\w+)}) {
+    if ($path =~ m{^/(closed|req|head)/(\w+)}) {
         my $state = $1 eq 'closed' ? 'open' : 'none';
 
         if (open my $fh, '<', "$dir/$2.$1") {
@@ -269,6 +269,7 @@ sub serve {
     }
 
     save("$name.req", $body);
+    save("$name.head", "$head\r\n");
     unlink "$dir/$name.closed";
 
     my $how = run_script($c, $script);

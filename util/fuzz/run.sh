@@ -20,7 +20,8 @@ seconds=${1:-60}
 [ $# -gt 0 ] && shift
 
 targets=${*:-"request anthropic_request anthropic_response anthropic_stream
-              gemini_request gemini_response gemini_stream openai_stream"}
+              gemini_request gemini_response gemini_stream openai_stream
+              messages_request messages_response messages_stream"}
 
 cc=${CC:-clang}
 build=${FUZZ_BUILD:-$dir/build}
@@ -50,6 +51,7 @@ for t in $targets; do
     # formats
     case $t in
         request)     srcs=$src/ngx_http_llm_fallback_json.c ;;
+        messages_*)  srcs="$src/ngx_http_llm_fallback_xlat_messages.c $xlat" ;;
         *_stream)    srcs="$src/ngx_http_llm_fallback_xlat_stream.c
                            $src/ngx_http_llm_fallback_anthropic.c
                            $src/ngx_http_llm_fallback_gemini.c $xlat" ;;
@@ -74,6 +76,14 @@ for t in $targets; do
 
     case $t in
         request)   seeds="$dir/corpus/request $dir/corpus/openai_response" ;;
+        messages_request)
+                   seeds=$dir/corpus/messages_request ;;
+        messages_response)
+                   seeds="$dir/corpus/messages_response
+                          $dir/corpus/openai_response" ;;
+        messages_stream)
+                   seeds="$dir/corpus/messages_stream
+                          $dir/corpus/openai_stream" ;;
         *_request) seeds=$dir/corpus/request ;;
         *)         seeds=$dir/corpus/$t ;;
     esac
