@@ -153,7 +153,7 @@ t/sdk/node_modules/.package-lock.json: t/sdk/package.json \
 sdk-deps: t/sdk/node_modules/.package-lock.json
 
 test-sdk: sdk-deps
-	@echo "=== node --test t/sdk/ (openai SDK) ==="
+	@echo "=== node --test t/sdk/ (openai and @anthropic-ai/sdk SDKs) ==="
 	cd t/sdk && LLM_MODULE_SO=$(SO) LLM_NGINX_BINARY=$(NGINX_BIN) \
 	    node --test
 
