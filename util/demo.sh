@@ -123,8 +123,9 @@ END
     local v
     for v in ANTHROPIC_API_KEY GEMINI_API_KEY; do
         if [ -n "${!v:-}" ]; then
-            echo "note: $v is set but not used yet (only format=openai" \
-                 "providers exist so far)"
+            echo "note: $v is set but the demo's chain has only" \
+                 "OpenAI-compatible providers (conf/examples/claude-code.conf" \
+                 "and multi-provider.conf use anthropic and gemini)"
             echo
         fi
     done
