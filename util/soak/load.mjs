@@ -39,7 +39,9 @@
 // A request whose keep-alive connection nginx closed just as it was sent
 // (an old worker closing its idle connections at a reload) failed before
 // nginx read it: it is sent again, and its time is reported so that
-// soak.mjs can check that it happened at a reload. On HTTP/2, a stream
+// soak.mjs can check that it happened at a reload; so is one on a new
+// connection that nginx closed, answering nothing, as a reload began
+// (rare: soak.mjs fails unless each was at a reload). On HTTP/2, a stream
 // nginx refused (REFUSED_STREAM, after its GOAWAY) is sent again likewise.
 //
 // Killed workers: before it kills a worker (stopped meanwhile), soak.mjs
@@ -77,6 +79,7 @@ const st = {
     reasons: {},                // "provider:reason" from X-LLM-Fallback
     attempts: {},               // X-LLM-Attempts -> count
     kaRetries: [],              // times of keep-alive races retried
+    freshRetries: [],           // the same on a new connection
     aborted: 0,                 // requests the client gave up on purpose
     killed: { total: 0, ok: 0, reasons: {}, ports: 0, samples: [] },
     h2: { sessions: 0, goaways: 0, refused: [], notSent: 0,
@@ -276,10 +279,11 @@ function exchange1(req, retry = 0) {
         }
 
         r.on('error', (err) => {
-            if (r.reusedSocket && !r.res && retry < 3 && !onKilled(req)
+            if (!r.res && retry < 3 && !onKilled(req)
                 && (err.code === 'ECONNRESET' || err.code === 'EPIPE'))
             {
-                st.kaRetries.push(Date.now());
+                (r.reusedSocket ? st.kaRetries : st.freshRetries)
+                    .push(Date.now());
                 exchange1(req, retry + 1).then(resolve, reject);
                 return;
             }

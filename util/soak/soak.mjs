@@ -1344,8 +1344,11 @@ function summarize(load, fakeStat, old, shutdown, idle) {
                  + (x.reasons['multi2:timeout'] ?? 0) }]), 't');
 
     // keep-alive races: nginx closing idle connections at a reload
-    const unexplained = load.kaRetries.filter((t) =>
-        !reloads.some((r) => t >= r - 1000 && t <= r + 15000)).length;
+    const atReload = (t) =>
+        reloads.some((r) => t >= r - 1000 && t <= r + 15000);
+    const unexplained = load.kaRetries.filter((t) => !atReload(t)).length;
+    const fresh = load.freshRetries ?? [];
+    const freshAway = fresh.filter((t) => !atReload(t)).length;
 
     const opened = Object.values(lastStatus?.providers ?? {})
         .reduce((a, x) => a + (x.opened ?? 0), 0);
@@ -1515,6 +1518,8 @@ function summarize(load, fakeStat, old, shutdown, idle) {
     p(`keep-alive connections closed by nginx as a request was sent (sent`
       + ` again): ${load.kaRetries.length}, ${unexplained} of them away from`
       + ' a reload');
+    p(`new connections nginx closed answering nothing (sent again):`
+      + ` ${fresh.length}, ${freshAway} of them away from a reload`);
     p('');
 
     if (load.failed) {
@@ -1595,6 +1600,9 @@ function summarize(load, fakeStat, old, shutdown, idle) {
              kills.length === KILLS && kills.every((k) => k.respawned),
              `${kills.filter((k) => k.respawned).length} of ${KILLS}`],
         ]),
+        ['new connections closed unanswered only at a reload (each sent'
+         + ' again)', freshAway === 0,
+         `${fresh.length}, ${freshAway} away from a reload`],
         ['the providers got only well-formed requests (method, path, JSON,'
          + ' headers)', badRequests === 0, `${badRequests} bad`],
         ['zero "exited on signal", [alert], [crit], [emerg], "zero size'
